@@ -1,0 +1,55 @@
+//! Vtables that gio-rs cannot subclass: one file per GIO class or interface.
+//!
+//! Each file defines a `…Impl` trait with safe Rust signatures, the
+//! `extern "C"` trampolines GIO calls, and an `init` function that fills the
+//! vtable. The concrete `IsSubclassable`/`IsImplementable` impls live next to
+//! the types (orphan rules forbid a generic impl here).
+//!
+//! Every trampoline runs its body under [`guard`], so a Rust panic never
+//! unwinds into C: it is logged as a critical and a safe value is returned.
+
+pub(crate) mod tls_backend;
+pub(crate) mod tls_certificate;
+pub(crate) mod tls_database;
+pub(crate) mod values;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Runs `f`, turning a panic into a critical log message and `fallback`.
+pub(crate) fn guard<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            glib::g_critical!(crate::LOG_DOMAIN, "internal error in {}: {}", what, msg);
+            fallback
+        }
+    }
+}
+
+/// Stores `result`'s error in a C `GError **` and returns the value or `fallback`.
+///
+/// # Safety
+/// `error` is NULL or a valid `GError **` pointing at NULL, as GIO guarantees.
+pub(crate) unsafe fn set_error<T>(
+    result: Result<T, glib::Error>,
+    error: *mut *mut glib::ffi::GError,
+    fallback: T,
+) -> T {
+    use glib::translate::IntoGlibPtr;
+    match result {
+        Ok(v) => v,
+        Err(e) => {
+            if !error.is_null() {
+                // SAFETY: caller guarantees `error` is a valid out-pointer;
+                // ownership of the GError passes to the caller.
+                unsafe { *error = e.into_glib_ptr() };
+            }
+            fallback
+        }
+    }
+}
