@@ -78,6 +78,16 @@ pub(crate) fn chain_of(cert: &gio::TlsCertificate) -> Result<Vec<X509>, glib::Er
     Ok(chain)
 }
 
+/// Whether each certificate of `chain` names the next as issuer and carries
+/// its signature (whether the issuer may issue is OpenSSL's check, later).
+fn links_are_sound(chain: &[X509]) -> bool {
+    chain.windows(2).all(|pair| {
+        let (subject, issuer) = (&pair[0], &pair[1]);
+        issuer.subject_name().try_cmp(subject.issuer_name()).map(|o| o.is_eq()).unwrap_or(false)
+            && issuer.public_key().and_then(|k| subject.verify(&k)).unwrap_or(false)
+    })
+}
+
 /// Seconds since the epoch of an ASN.1 time.
 fn unix_time(t: &Asn1TimeRef) -> Option<i64> {
     let epoch = Asn1Time::from_unix(0).ok()?;
@@ -389,6 +399,12 @@ pub(crate) mod imp {
                     .map_err(|e| error::bad_certificate("Verification failed", &e))?;
                 if matches!(ident, Some(None)) {
                     flags |= F::BAD_IDENTITY;
+                }
+                if trusted_ca.is_some() && !links_are_sound(&chain) {
+                    // The chain as linked does not lead to the CA, even if
+                    // OpenSSL finds a shortcut through it: GLib relies on this
+                    // to reject misordered PEM chains.
+                    flags |= F::UNKNOWN_CA;
                 }
                 if trusted_ca.is_none() {
                     // GIO: without a trusted CA, UNKNOWN_CA is never reported.

@@ -87,6 +87,15 @@ mkdir -p "$WORK/ca/newcerts"
 : >"$WORK/ca/index.txt"
 echo 1000 >"$WORK/ca/serial"
 
+# Run a command with its chatter hidden; show it if the command fails.
+run() {
+    if ! "$@" 2>"$WORK/stderr" >"$WORK/stdout"; then
+        echo "make-pki: command failed: $*" >&2
+        cat "$WORK/stdout" "$WORK/stderr" >&2
+        exit 1
+    fi
+}
+
 serial=0
 next_serial() {
     serial=$((serial + 1))
@@ -95,32 +104,32 @@ next_serial() {
 }
 
 genkey() { # genkey NAME  -> NAME.key (EC P-256, PKCS#8, unencrypted)
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$OUT/$1.key"
+    run openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$OUT/$1.key"
 }
 
 csr() { # csr NAME SUBJECT -> $WORK/NAME.csr
-    openssl req -new -key "$OUT/$1.key" -subj "$2" -out "$WORK/$1.csr"
+    run openssl req -new -key "$OUT/$1.key" -subj "$2" -out "$WORK/$1.csr"
 }
 
 sign() { # sign NAME ISSUER EXT DAYS [extra x509 args...] -> NAME.pem
     local name=$1 issuer=$2 ext=$3 days=$4
     shift 4
-    openssl x509 -req -in "$WORK/$name.csr" -CA "$OUT/$issuer.pem" -CAkey "$OUT/$issuer.key" \
+    run openssl x509 -req -in "$WORK/$name.csr" -CA "$OUT/$issuer.pem" -CAkey "$OUT/$issuer.key" \
         -set_serial "$(next_serial)" -days "$days" -extfile "$CNF" -extensions "$ext" \
-        "$@" -out "$OUT/$name.pem" 2>/dev/null
+        "$@" -out "$OUT/$name.pem"
 }
 
 sign_dated() { # sign_dated NAME ISSUER EXT STARTDATE ENDDATE -> NAME.pem
     local name=$1 issuer=$2 ext=$3 start=$4 end=$5
-    openssl ca -batch -notext -preserveDN -in "$WORK/$name.csr" \
+    run openssl ca -batch -notext -preserveDN -in "$WORK/$name.csr" \
         -cert "$OUT/$issuer.pem" -keyfile "$OUT/$issuer.key" \
         -startdate "$start" -enddate "$end" \
-        -extfile "$CNF" -extensions "$ext" -out "$WORK/$name.ca-out" 2>/dev/null
-    openssl x509 -in "$WORK/$name.ca-out" -out "$OUT/$name.pem"
+        -extfile "$CNF" -extensions "$ext" -out "$WORK/$name.ca-out"
+    run openssl x509 -in "$WORK/$name.ca-out" -out "$OUT/$name.pem"
 }
 
 selfsign() { # selfsign NAME SUBJECT EXT DAYS -> NAME.pem
-    openssl req -new -x509 -key "$OUT/$1.key" -subj "$2" -extensions "$3" -days "$4" \
+    run openssl req -new -x509 -key "$OUT/$1.key" -subj "$2" -extensions "$3" -days "$4" \
         -set_serial "$(next_serial)" -out "$OUT/$1.pem"
 }
 
@@ -138,9 +147,15 @@ csr intermediate "/O=$ORG/CN=Test Intermediate CA"
 sign intermediate ca ext_intermediate 3650
 # Same subject, same key, different issuer (other-ca): a cross-certificate.
 cp "$OUT/intermediate.key" "$OUT/intermediate-cross.key"
-openssl x509 -req -in "$WORK/intermediate.csr" -CA "$OUT/other-ca.pem" -CAkey "$OUT/other-ca.key" \
+run openssl x509 -req -in "$WORK/intermediate.csr" -CA "$OUT/other-ca.pem" -CAkey "$OUT/other-ca.key" \
     -set_serial "$(next_serial)" -days 3650 -extfile "$CNF" -extensions ext_intermediate \
-    -out "$OUT/intermediate-cross.pem" 2>/dev/null
+    -out "$OUT/intermediate-cross.pem"
+# The root itself cross-signed by other-ca (same subject and key as ca.pem):
+# a server in a root transition sends leaf, intermediate, ca-cross, other-ca.
+csr ca "/CN=Test Root CA"
+run openssl x509 -req -in "$WORK/ca.csr" -CA "$OUT/other-ca.pem" -CAkey "$OUT/other-ca.key" \
+    -set_serial "$(next_serial)" -days 3650 -extfile "$CNF" -extensions ext_root \
+    -out "$OUT/ca-cross.pem"
 
 # --- leaf certificates --------------------------------------------------------
 SERVER_SUBJ="/O=$ORG/CN=server.example.com"
@@ -186,12 +201,12 @@ cat "$OUT/leaf-int.pem" "$OUT/ca.pem" "$OUT/intermediate.pem" >"$OUT/chain-unord
 cat "$OUT/ca.pem" "$OUT/intermediate.pem" >"$OUT/ca-and-intermediate.pem"
 cat "$OUT/ca.pem" "$OUT/other-ca.pem" >"$OUT/ca-bundle.pem"
 
-openssl x509 -in "$OUT/server.pem" -outform DER -out "$OUT/server.der"
+run openssl x509 -in "$OUT/server.pem" -outform DER -out "$OUT/server.der"
 
 # OpenSSL 3.0 defaults: AES-256-CBC + PBKDF2, SHA-256 MAC.
-openssl pkcs12 -export -in "$OUT/server.pem" -inkey "$OUT/server.key" -certfile "$OUT/ca.pem" \
+run openssl pkcs12 -export -in "$OUT/server.pem" -inkey "$OUT/server.key" -certfile "$OUT/ca.pem" \
     -name server -passout pass:secret -out "$OUT/server.p12"
-openssl pkcs12 -export -in "$OUT/server.pem" -inkey "$OUT/server.key" -certfile "$OUT/ca.pem" \
+run openssl pkcs12 -export -in "$OUT/server.pem" -inkey "$OUT/server.key" -certfile "$OUT/ca.pem" \
     -name server -passout pass: -out "$OUT/server-nopass.p12"
 
 # --- broken inputs ------------------------------------------------------------
@@ -217,16 +232,37 @@ awk 'NR <= 6 { print } NR == 7 { print substr($0, 1, 30) }' "$OUT/server.pem" >"
 { printf '\xff'; head -c 511 /dev/urandom; } >"$OUT/garbage.der"
 
 # --- self-checks --------------------------------------------------------------
-check_ok() { openssl verify "$@" >/dev/null 2>&1 || { echo "make-pki: unexpected verify failure: $*" >&2; exit 1; }; }
-check_ok -CAfile "$OUT/ca.pem" "$OUT/server.pem"
+check_ok() {
+    openssl verify "$@" >/dev/null 2>&1 || { echo "make-pki: unexpected verify failure: $*" >&2; exit 1; }
+}
+check_err() { # check_err REGEX verify-args...
+    local want=$1 out
+    shift
+    if out=$(openssl verify "$@" 2>&1); then
+        echo "make-pki: verify unexpectedly succeeded: $*" >&2
+        exit 1
+    fi
+    grep -q -- "$want" <<<"$out" || { echo "make-pki: expected '$want' from verify $*, got: $out" >&2; exit 1; }
+}
+check_ok -CAfile "$OUT/ca.pem" -purpose sslserver -verify_hostname server.example.com "$OUT/server.pem"
+check_ok -CAfile "$OUT/ca.pem" -verify_ip ::1 "$OUT/server.pem"
 check_ok -CAfile "$OUT/ca.pem" -purpose sslclient "$OUT/client.pem"
 check_ok -CAfile "$OUT/ca.pem" -untrusted "$OUT/intermediate.pem" "$OUT/leaf-int.pem"
 check_ok -CAfile "$OUT/other-ca.pem" -untrusted "$OUT/intermediate-cross.pem" "$OUT/leaf-int.pem"
-if openssl verify -auth_level 1 -CAfile "$OUT/ca.pem" "$OUT/server-weak.pem" >/dev/null 2>&1; then
-    echo "make-pki: server-weak.pem is not rejected as too weak at auth_level 1" >&2
+check_ok -CAfile "$OUT/ca-and-intermediate.pem" -untrusted "$OUT/intermediate-cross.pem" "$OUT/leaf-int.pem"
+cat "$OUT/intermediate.pem" "$OUT/ca-cross.pem" >"$WORK/transition.pem"
+check_ok -CAfile "$OUT/other-ca.pem" -untrusted "$WORK/transition.pem" "$OUT/leaf-int.pem"
+check_err "unable to get local issuer" -CAfile "$OUT/ca.pem" "$OUT/server-other-ca.pem"
+check_err "has expired" -CAfile "$OUT/ca.pem" "$OUT/server-expired.pem"
+check_err "not yet valid" -CAfile "$OUT/ca.pem" "$OUT/server-future.pem"
+# X509_V_ERR_CA_MD_TOO_WEAK (68) at auth_level 1.
+check_err "digest algorithm too weak" -auth_level 1 -CAfile "$OUT/ca.pem" "$OUT/server-weak.pem"
+check_ok -auth_level 1 -CAfile "$OUT/ca.pem" "$OUT/server.pem"
+run openssl pkcs12 -in "$OUT/server.p12" -noout -passin pass:secret
+run openssl pkcs12 -in "$OUT/server-nopass.p12" -noout -passin pass:
+if openssl pkcs12 -in "$OUT/server.p12" -noout -passin pass:wrong >/dev/null 2>&1; then
+    echo "make-pki: server.p12 opens with a wrong password" >&2
     exit 1
 fi
-openssl pkcs12 -in "$OUT/server.p12" -noout -passin pass:secret
-openssl pkcs12 -in "$OUT/server-nopass.p12" -noout -passin pass:
 
 rm -f "$OUT"/*.srl

@@ -1,0 +1,48 @@
+//! Plain C programs that include only `<gio/gio.h>`, built with the system
+//! compiler and pkg-config and run against our module (GIO_MODULE_DIR,
+//! GIO_USE_TLS=dtls-openssl). Each is a GTest program; its output is shown
+//! when it fails.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Compiles `tests/c/<name>.c` into the test's temporary directory.
+fn build(name: &str) -> PathBuf {
+    let env = common::init();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c").join(format!("{name}.c"));
+    let exe = env.modules.parent().unwrap().join(name);
+    let flags = Command::new("pkg-config").args(["--cflags", "--libs", "gio-2.0"]).output().unwrap();
+    assert!(flags.status.success(), "pkg-config gio-2.0 failed: is libglib2.0-dev installed?");
+    let flags = String::from_utf8(flags.stdout).unwrap();
+    let out = Command::new("cc")
+        .args(["-Wall", "-Werror", "-g", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .args(flags.split_whitespace())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cc {name}.c failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    exe
+}
+
+fn run(exe: &Path) {
+    let env = common::init();
+    let out = Command::new(exe)
+        .env("GIO_MODULE_DIR", &env.modules)
+        .env("GIO_USE_TLS", "dtls-openssl")
+        .env("DTLS_EXPECT_BACKEND", "DtlsOpensslBackend")
+        .env("DTLS_TEST_PKI", &env.pki)
+        .env("G_DEBUG", "fatal-criticals")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{} failed:\n{text}", exe.display());
+    assert!(text.contains("ok "), "no test ran:\n{text}");
+}
+
+#[test]
+fn c_gio_backend_certificates_and_databases() {
+    run(&build("test-gio-backend"));
+}

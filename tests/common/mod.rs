@@ -1,0 +1,121 @@
+//! Shared set-up for tests that use the library the way applications do:
+//! through GIO, with the module loaded from a temporary module directory.
+//!
+//! `init()` (idempotent, call it first in every test) builds that directory
+//! (our module, plus glib-networking's GnuTLS module for comparisons), sets
+//! `GIO_MODULE_DIR` and `GIO_USE_TLS=dtls-openssl` before GIO reads them,
+//! makes criticals fatal, and generates the test PKI.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// glib-networking's GnuTLS module on Debian.
+pub const GNUTLS_MODULE: &str = "/usr/lib/x86_64-linux-gnu/gio/modules/libgiognutls.so";
+
+pub struct Env {
+    /// Directory of the generated test PKI.
+    pub pki: PathBuf,
+    /// Module directory holding our library (a symlink).
+    pub modules: PathBuf,
+    /// The built library itself.
+    pub library: PathBuf,
+}
+
+/// Where `cargo test` builds the library: next to the test binary
+/// (target/<profile>/deps; the copy one level up is only refreshed by
+/// `cargo build`).
+pub fn deps_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.parent().expect("target/<profile>/deps/<test>").to_path_buf()
+}
+
+pub fn init() -> &'static Env {
+    static ENV: OnceLock<Env> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let library = deps_dir().join("libgiodtlsopenssl.so");
+        assert!(library.exists(), "{} not built", library.display());
+        let root = std::env::temp_dir().join(format!("dtls-openssl-tests-{}", std::process::id()));
+        let modules = root.join("modules");
+        let pki = root.join("pki");
+        std::fs::create_dir_all(&modules).unwrap();
+        std::fs::create_dir_all(&pki).unwrap();
+        link(&library, &modules.join("libgiodtlsopenssl.so"));
+        if Path::new(GNUTLS_MODULE).exists() {
+            link(Path::new(GNUTLS_MODULE), &modules.join("libgiognutls.so"));
+        }
+        make_pki(&pki);
+        // SAFETY of set_var: runs once, before any test thread touches GIO
+        // (every test calls init() first) — GIO reads these on first use.
+        std::env::set_var("GIO_MODULE_DIR", &modules);
+        std::env::set_var("GIO_USE_TLS", "dtls-openssl");
+        std::env::remove_var("GIO_EXTRA_MODULES");
+        glib::log_set_always_fatal(glib::LogLevels::LEVEL_CRITICAL | glib::LogLevels::LEVEL_WARNING);
+        Env { pki, modules, library }
+    })
+}
+
+fn link(target: &Path, at: &Path) {
+    let _ = std::fs::remove_file(at);
+    std::os::unix::fs::symlink(target, at).unwrap();
+}
+
+/// Runs tests/files/make-pki.sh into `dir`.
+pub fn make_pki(dir: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/files/make-pki.sh");
+    let out = Command::new("bash").arg(&script).arg(dir).output().expect("run make-pki.sh");
+    assert!(out.status.success(), "make-pki.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Path of a PKI file, as a string for GIO calls.
+pub fn pki(name: &str) -> String {
+    init().pki.join(name).to_string_lossy().into_owned()
+}
+
+/// The default backend (ours, given `init()`).
+pub fn backend() -> gio::TlsBackend {
+    init();
+    gio::TlsBackend::default()
+}
+
+/// Loads a certificate (chain) file through GIO.
+pub fn cert(name: &str) -> gio::TlsCertificate {
+    gio::TlsCertificate::from_file(pki(name)).unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+/// The DER bytes of a GTlsCertificate.
+pub fn der(cert: &gio::TlsCertificate) -> Vec<u8> {
+    use glib::prelude::*;
+    let d: glib::ByteArray = cert.property("certificate");
+    d.to_vec()
+}
+
+/// Builds a certificate with an explicit issuer link, the way GIO does.
+pub fn cert_with_issuer(name: &str, issuer: Option<&gio::TlsCertificate>) -> gio::TlsCertificate {
+    let pem = std::fs::read_to_string(pki(name)).unwrap();
+    let first = pem.find("-----BEGIN CERTIFICATE-----").unwrap();
+    let end = pem[first..].find("-----END CERTIFICATE-----").unwrap() + first + 25;
+    new_cert(&[("certificate-pem", pem[first..end].into()), ("issuer", issuer.cloned().into())])
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+pub fn host(name: &str) -> gio::SocketConnectable {
+    use glib::prelude::*;
+    gio::NetworkAddress::new(name, 0).upcast()
+}
+
+pub fn ip(addr: &str) -> gio::SocketConnectable {
+    use glib::prelude::*;
+    gio::InetSocketAddress::from_string(addr, 0).unwrap().upcast()
+}
+
+/// `g_initable_new (backend certificate type, …)` with the given properties.
+pub fn new_cert(props: &[(&str, glib::Value)]) -> Result<gio::TlsCertificate, glib::Error> {
+    use gio::prelude::*;
+    let mut b = gio::Initable::builder_with_type(backend().certificate_type());
+    for (name, value) in props {
+        b = b.property(name, value.clone());
+    }
+    b.build(gio::Cancellable::NONE).map(|o| o.downcast().unwrap())
+}
