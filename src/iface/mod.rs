@@ -8,6 +8,9 @@
 //! Every trampoline runs its body under [`guard`], so a Rust panic never
 //! unwinds into C: it is logged as a critical and a safe value is returned.
 
+pub(crate) mod datagram_based;
+pub(crate) mod dtls_connection;
+pub(crate) mod task;
 pub(crate) mod tls_backend;
 pub(crate) mod tls_certificate;
 pub(crate) mod tls_database;
@@ -52,4 +55,9 @@ pub(crate) unsafe fn set_error<T>(
             fallback
         }
     }
+}
+
+/// The error a vfunc reports when its implementation panicked.
+pub(crate) fn internal_error() -> glib::Error {
+    glib::Error::new(gio::IOErrorEnum::Failed, "internal error in the dtls-openssl backend")
 }

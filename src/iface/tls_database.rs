@@ -56,9 +56,7 @@ unsafe fn borrow<O: glib::object::ObjectType + FromGlibPtrNone<*mut O::GlibType>
     unsafe { Option::<O>::from_glib_none(ptr) }
 }
 
-fn internal_error() -> glib::Error {
-    glib::Error::new(gio::IOErrorEnum::Failed, "internal error in the dtls-openssl backend")
-}
+use super::internal_error;
 
 unsafe extern "C" fn verify_chain<T: TlsDatabaseImpl>(
     db: *mut GTlsDatabase,

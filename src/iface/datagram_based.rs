@@ -1,0 +1,210 @@
+//! `GDatagramBasedInterface`, and safe access to the message arrays GIO
+//! passes (scatter into `GInputVector`s, gather from `GOutputVector`s).
+
+use gio::ffi::{GCancellable, GDatagramBased, GDatagramBasedInterface, GInputMessage, GOutputMessage};
+use glib::ffi::{gboolean, GError, GIOCondition, GSource};
+use glib::subclass::prelude::*;
+use glib::translate::*;
+
+/// One received datagram's destination, as GIO describes it.
+pub(crate) struct InputMessage<'a>(&'a mut GInputMessage);
+
+impl InputMessage<'_> {
+    /// Total capacity of the message's vectors.
+    pub(crate) fn capacity(&self) -> usize {
+        self.vectors().iter().map(|v| v.size).sum()
+    }
+
+    fn vectors(&self) -> &[gio::ffi::GInputVector] {
+        if self.0.vectors.is_null() || self.0.num_vectors == 0 {
+            return &[];
+        }
+        // SAFETY: GIO's contract: `vectors` holds `num_vectors` entries.
+        unsafe { std::slice::from_raw_parts(self.0.vectors, self.0.num_vectors as usize) }
+    }
+
+    /// Copies `data` across the vectors (the caller checked the capacity)
+    /// and fills in the output fields.
+    pub(crate) fn fill(&mut self, data: &[u8]) {
+        let mut rest = data;
+        for v in self.vectors() {
+            if rest.is_empty() {
+                break;
+            }
+            let n = rest.len().min(v.size);
+            if n > 0 {
+                // SAFETY: each vector's buffer holds `size` writable bytes.
+                unsafe { std::ptr::copy_nonoverlapping(rest.as_ptr(), v.buffer as *mut u8, n) };
+            }
+            rest = &rest[n..];
+        }
+        self.0.bytes_received = data.len();
+        self.0.flags = 0;
+        if !self.0.address.is_null() {
+            // SAFETY: an out-pointer GIO asked us to fill; a connected DTLS
+            // connection reports no per-message address.
+            unsafe { *self.0.address = std::ptr::null_mut() };
+        }
+        if !self.0.num_control_messages.is_null() {
+            // SAFETY: as above.
+            unsafe { *self.0.num_control_messages = 0 };
+        }
+        if !self.0.control_messages.is_null() {
+            // SAFETY: as above.
+            unsafe { *self.0.control_messages = std::ptr::null_mut() };
+        }
+    }
+}
+
+/// One datagram to send.
+pub(crate) struct OutputMessage<'a>(&'a mut GOutputMessage);
+
+impl OutputMessage<'_> {
+    /// Appends the message's bytes to `out`.
+    pub(crate) fn gather(&self, out: &mut Vec<u8>) {
+        if self.0.vectors.is_null() {
+            return;
+        }
+        // SAFETY: GIO's contract: `vectors` holds `num_vectors` entries, each
+        // `size` readable bytes.
+        let vectors = unsafe { std::slice::from_raw_parts(self.0.vectors, self.0.num_vectors as usize) };
+        for v in vectors {
+            if v.size > 0 && !v.buffer.is_null() {
+                // SAFETY: as above.
+                out.extend_from_slice(unsafe { std::slice::from_raw_parts(v.buffer as *const u8, v.size) });
+            }
+        }
+    }
+
+    pub(crate) fn has_control_messages(&self) -> bool {
+        self.0.num_control_messages > 0
+    }
+
+    pub(crate) fn set_bytes_sent(&mut self, n: usize) {
+        self.0.bytes_sent = n as u32;
+    }
+}
+
+pub(crate) trait DatagramBasedImpl: ObjectSubclass {
+    fn receive_messages(
+        &self,
+        messages: &mut [InputMessage<'_>],
+        flags: i32,
+        timeout_us: i64,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<usize, glib::Error>;
+    fn send_messages(
+        &self,
+        messages: &mut [OutputMessage<'_>],
+        flags: i32,
+        timeout_us: i64,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<usize, glib::Error>;
+    fn create_source(&self, condition: glib::IOCondition, cancellable: Option<&gio::Cancellable>) -> glib::Source;
+    fn condition_check(&self, condition: glib::IOCondition) -> glib::IOCondition;
+    fn condition_wait(
+        &self,
+        condition: glib::IOCondition,
+        timeout_us: i64,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<(), glib::Error>;
+}
+
+fn imp<'a, T: DatagramBasedImpl>(d: *mut GDatagramBased) -> &'a T {
+    // SAFETY: GIO calls these vfuncs only on instances of `T::Type`.
+    unsafe { (*(d as *const T::Instance)).imp() }
+}
+
+/// # Safety
+/// `c` is NULL or a valid cancellable for the call.
+unsafe fn cancellable(c: *mut GCancellable) -> Option<gio::Cancellable> {
+    // SAFETY: per the contract.
+    unsafe { from_glib_none(c) }
+}
+
+unsafe extern "C" fn receive_messages<T: DatagramBasedImpl>(
+    d: *mut GDatagramBased,
+    messages: *mut GInputMessage,
+    num: u32,
+    flags: i32,
+    timeout: i64,
+    cancel: *mut GCancellable,
+    error: *mut *mut GError,
+) -> i32 {
+    let r = super::guard("receive_messages", Err(super::internal_error()), || {
+        let mut msgs: Vec<InputMessage<'_>> = if num == 0 || messages.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: GIO checked `messages` holds `num` entries we may write.
+            unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }.iter_mut().map(InputMessage).collect()
+        };
+        // SAFETY: cancellable from GIO.
+        imp::<T>(d).receive_messages(&mut msgs, flags, timeout, unsafe { cancellable(cancel) }.as_ref())
+    });
+    // SAFETY: `error` from GIO.
+    unsafe { super::set_error(r.map(|n| n as i32), error, -1) }
+}
+
+unsafe extern "C" fn send_messages<T: DatagramBasedImpl>(
+    d: *mut GDatagramBased,
+    messages: *mut GOutputMessage,
+    num: u32,
+    flags: i32,
+    timeout: i64,
+    cancel: *mut GCancellable,
+    error: *mut *mut GError,
+) -> i32 {
+    let r = super::guard("send_messages", Err(super::internal_error()), || {
+        let mut msgs: Vec<OutputMessage<'_>> = if num == 0 || messages.is_null() {
+            Vec::new()
+        } else {
+            // SAFETY: GIO checked `messages` holds `num` entries.
+            unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }.iter_mut().map(OutputMessage).collect()
+        };
+        // SAFETY: cancellable from GIO.
+        imp::<T>(d).send_messages(&mut msgs, flags, timeout, unsafe { cancellable(cancel) }.as_ref())
+    });
+    // SAFETY: `error` from GIO.
+    unsafe { super::set_error(r.map(|n| n as i32), error, -1) }
+}
+
+unsafe extern "C" fn create_source<T: DatagramBasedImpl>(
+    d: *mut GDatagramBased,
+    condition: GIOCondition,
+    cancel: *mut GCancellable,
+) -> *mut GSource {
+    super::guard("create_source", std::ptr::null_mut(), || {
+        // SAFETY: cancellable from GIO.
+        let source = imp::<T>(d).create_source(unsafe { from_glib(condition) }, unsafe { cancellable(cancel) }.as_ref());
+        source.into_glib_ptr()
+    })
+}
+
+unsafe extern "C" fn condition_check<T: DatagramBasedImpl>(d: *mut GDatagramBased, condition: GIOCondition) -> GIOCondition {
+    super::guard("condition_check", glib::IOCondition::ERR, || imp::<T>(d).condition_check(unsafe { from_glib(condition) }))
+        .into_glib()
+}
+
+unsafe extern "C" fn condition_wait<T: DatagramBasedImpl>(
+    d: *mut GDatagramBased,
+    condition: GIOCondition,
+    timeout: i64,
+    cancel: *mut GCancellable,
+    error: *mut *mut GError,
+) -> gboolean {
+    let r = super::guard("condition_wait", Err(super::internal_error()), || {
+        // SAFETY: cancellable from GIO.
+        imp::<T>(d).condition_wait(unsafe { from_glib(condition) }, timeout, unsafe { cancellable(cancel) }.as_ref())
+    });
+    // SAFETY: `error` from GIO.
+    unsafe { super::set_error(r.map(|_| true), error, false) }.into_glib()
+}
+
+/// Fills GIO's vtable with `T`'s implementation.
+pub(crate) fn init<T: DatagramBasedImpl>(iface: &mut GDatagramBasedInterface) {
+    iface.receive_messages = Some(receive_messages::<T>);
+    iface.send_messages = Some(send_messages::<T>);
+    iface.create_source = Some(create_source::<T>);
+    iface.condition_check = Some(condition_check::<T>);
+    iface.condition_wait = Some(condition_wait::<T>);
+}

@@ -1,0 +1,70 @@
+//! GTask plumbing for the `*_async`/`*_finish` vfunc pairs.
+
+use gio::ffi::{GAsyncReadyCallback, GAsyncResult, GCancellable, GTask};
+use glib::ffi::{gboolean, gpointer, GError};
+use glib::translate::*;
+
+/// A pending GTask that a Rust completion will resolve exactly once, from
+/// any thread (GTask delivers the result in the caller's context).
+pub(crate) struct Completion(*mut GTask);
+
+// SAFETY: GTask is thread-safe for returning a result; we own one reference.
+unsafe impl Send for Completion {}
+
+impl Completion {
+    /// Creates the task for `source` as `g_task_new` does.
+    ///
+    /// # Safety
+    /// `source` is a valid GObject; `cancellable` NULL or valid; `callback`
+    /// and `user_data` are what GIO's caller passed.
+    pub(crate) unsafe fn new(
+        source: *mut glib::gobject_ffi::GObject,
+        cancellable: *mut GCancellable,
+        callback: GAsyncReadyCallback,
+        user_data: gpointer,
+        tag: gpointer,
+    ) -> Completion {
+        // SAFETY: per the function contract.
+        unsafe {
+            let task = gio::ffi::g_task_new(source, cancellable, callback, user_data);
+            gio::ffi::g_task_set_source_tag(task, tag);
+            Completion(task)
+        }
+    }
+
+    /// Resolves the task with a boolean result or an error.
+    pub(crate) fn complete(self, result: Result<(), glib::Error>) {
+        // SAFETY: self.0 is a live task we own a reference to; it is
+        // resolved once (self is consumed) and then released.
+        unsafe {
+            match result {
+                Ok(()) => gio::ffi::g_task_return_boolean(self.0, true.into_glib()),
+                Err(e) => gio::ffi::g_task_return_error(self.0, e.into_glib_ptr()),
+            }
+            glib::gobject_ffi::g_object_unref(self.0 as *mut _);
+        }
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        // Dropped without completing (a panic on the way): never leave the
+        // caller waiting.
+        // SAFETY: as in `complete`.
+        unsafe {
+            let e = glib::Error::new(gio::IOErrorEnum::Failed, "operation abandoned");
+            gio::ffi::g_task_return_error(self.0, e.into_glib_ptr());
+            glib::gobject_ffi::g_object_unref(self.0 as *mut _);
+        }
+    }
+}
+
+/// `g_task_propagate_boolean` for a `*_finish` vfunc.
+///
+/// # Safety
+/// `result` is the GTask a [`Completion`] created; `error` is NULL or valid.
+pub(crate) unsafe fn finish_boolean(result: *mut GAsyncResult, error: *mut *mut GError) -> gboolean {
+    // SAFETY: per the function contract.
+    unsafe { gio::ffi::g_task_propagate_boolean(result as *mut GTask, error) }
+}
