@@ -3,3 +3,5 @@
 
 /// Log domain of every message this library logs (`G_MESSAGES_DEBUG=dtls-openssl`).
 pub const LOG_DOMAIN: &str = "dtls-openssl";
+
+pub mod connection;
