@@ -905,3 +905,11 @@ fn bench_handshakes() {
     let per = start.elapsed().as_secs_f64() * 1000.0 / rounds as f64;
     println!("{rounds} handshakes, RSA-4096 leaf + 3 intermediates: {per:.3} ms each");
 }
+
+#[test]
+fn engine_is_send() {
+    // The GIO connection moves its engine between threads behind a lock.
+    fn assert_send<T: Send>() {}
+    assert_send::<Engine>();
+    assert_send::<EngineError>();
+}
