@@ -438,17 +438,10 @@ impl Engine {
         self.mtu
     }
 
-    /// Largest datagram OpenSSL is allowed to build during a handshake.
-    ///
-    /// OpenSSL packs each flight into a `BIO_f_buffer` of 4096 bytes; when a
-    /// larger MTU lets it pack more, that buffer overflows and writes part of a
-    /// record as its own datagram (seen in tests at MTU 9000: the handshake
-    /// never completes). So the engine gives OpenSSL `min(mtu, 4096)` until the
-    /// handshake is done and the full MTU afterwards; renegotiation, which
-    /// would bring the buffer back, is disabled.
-    pub const HANDSHAKE_MTU_CAP: u32 = 4096;
     /// First retransmission timeout of each flight (doubling after each
-    /// retransmission, up to 60 s). RFC 6347 suggests 1 s.
+    /// retransmission, up to 60 s). RFC 6347 suggests 1 s. OpenSSL counts
+    /// a timer with less than 15 ms left as expired, so below 15 ms every
+    /// [`Engine::handshake`] call without news retransmits.
     pub fn set_initial_timeout(&mut self, initial: Duration) {
         ossl::set_initial_timeout(self.ssl_mut(), initial);
     }
