@@ -13,6 +13,7 @@ pub const LOG_DOMAIN: &str = "dtls-openssl";
 
 pub mod backend;
 pub mod certificate;
+pub mod connection;
 pub mod database;
 mod error;
 #[allow(unsafe_code)]

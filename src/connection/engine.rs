@@ -1,0 +1,808 @@
+//! The I/O-free DTLS engine: one OpenSSL `SSL` whose datagrams the caller
+//! moves.
+//!
+//! Like rustls, nothing here touches a socket, a clock-driven loop or a
+//! thread. The caller:
+//! 1. feeds every received datagram to [`Engine::push_datagram`],
+//! 2. calls [`Engine::handshake`] / [`Engine::read_record`] /
+//!    [`Engine::write_record`] / [`Engine::shutdown`],
+//! 3. sends every datagram [`Engine::pop_datagram`] yields (after *every*
+//!    call above, including failed ones: a failure may queue an alert),
+//! 4. waits at most [`Engine::timeout`] for the next datagram and, when it
+//!    elapses, calls [`Engine::handle_timeout`] (which queues the last
+//!    flight again) and goes back to 3.
+//!
+//! Records are datagram-sized: one [`Engine::write_record`] is one DTLS record
+//! in one datagram and one [`ReadStatus::Data`] is one record. Nothing is
+//! fragmented or truncated; see [`EngineError::MessageTooLarge`] and
+//! [`EngineError::Truncated`].
+//!
+//! Peer verification is the caller's job: the helper contexts turn
+//! OpenSSL's own verification off, and [`Engine::peer_chain_der`] hands the
+//! chain over after the handshake.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::time::Duration;
+
+use openssl::error::ErrorStack;
+use openssl::pkey::{PKeyRef, Private};
+use openssl::ssl::{
+    self, AlpnError, ErrorCode, ShutdownState, Ssl, SslContext, SslContextBuilder, SslMethod,
+    SslOptions, SslRef, SslStream, SslVerifyMode, SslVersion,
+};
+use openssl::stack::Stack;
+use openssl::x509::{X509Name, X509Ref, X509};
+
+use super::bio::DatagramTransport;
+use super::ossl;
+
+/// Datagram size used until [`Engine::set_mtu`]: glib-networking's choice.
+pub const DEFAULT_MTU: u32 = 1400;
+/// Smallest MTU OpenSSL accepts.
+pub const MIN_MTU: u32 = 256;
+/// Largest plaintext of one record (`SSL3_RT_MAX_PLAIN_LENGTH`).
+pub const MAX_RECORD_PLAINTEXT: usize = 16_384;
+/// Largest datagram OpenSSL is allowed to build during a handshake.
+///
+/// OpenSSL packs each flight into a `BIO_f_buffer` of 4096 bytes; when a
+/// larger MTU lets it pack more, that buffer overflows and writes part of a
+/// record as its own datagram (seen in tests at MTU 9000: the handshake
+/// never completes). So the engine gives OpenSSL `min(mtu, 4096)` until the
+/// handshake is done and the full MTU afterwards; renegotiation, which
+/// would bring the buffer back, is disabled.
+pub const HANDSHAKE_MTU_CAP: u32 = 4096;
+/// First retransmission timeout of a flight until
+/// [`Engine::set_initial_timeout`] (OpenSSL's default too).
+pub const DEFAULT_INITIAL_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Which end of the connection an [`Engine`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sends the ClientHello.
+    Client,
+    /// Answers it.
+    Server,
+}
+
+/// Whether a server asks for a client certificate. OpenSSL never judges the
+/// certificate: the caller verifies [`Engine::peer_chain_der`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// No CertificateRequest.
+    #[default]
+    None,
+    /// Ask; carry on if the client sends none.
+    Request,
+    /// Ask; fail the handshake if the client sends none.
+    Require,
+}
+
+/// Options for [`client_context`] and [`server_context`].
+#[derive(Debug, Clone, Default)]
+pub struct ContextConfig {
+    /// Oldest version allowed; `None` means DTLS 1.2.
+    pub min_version: Option<SslVersion>,
+    /// Newest version allowed; `None` means the newest OpenSSL knows.
+    pub max_version: Option<SslVersion>,
+    /// OpenSSL cipher list for DTLS 1.2 and older; `None` keeps the default.
+    pub cipher_list: Option<String>,
+    /// Server only: ALPN protocols in preference order (first match in the
+    /// server's order wins). Empty: no ALPN answer.
+    pub alpn_protocols: Vec<Vec<u8>>,
+    /// Server only: client certificate request policy.
+    pub client_auth: ClientAuth,
+    /// Server only: DER distinguished names sent in the CertificateRequest.
+    pub client_ca_names: Vec<Vec<u8>>,
+}
+
+/// A certificate, its private key and the intermediates to send after it.
+#[derive(Clone)]
+pub struct Identity {
+    /// Leaf certificate.
+    pub certificate: X509,
+    /// Its private key.
+    pub key: openssl::pkey::PKey<Private>,
+    /// Intermediates, leaf's issuer first; no root needed.
+    pub chain: Vec<X509>,
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("certificate", &self.certificate.subject_name())
+            .field("chain_len", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A DTLS client context: verification off (`SslVerifyMode::NONE`), DTLS
+/// 1.2 at least unless `config` says otherwise, MTU never queried, no
+/// renegotiation (see [`HANDSHAKE_MTU_CAP`]).
+pub fn client_context(config: &ContextConfig) -> Result<SslContext, EngineError> {
+    let mut builder = base_context(SslMethod::dtls_client(), config)?;
+    builder.set_verify(SslVerifyMode::NONE);
+    Ok(builder.build())
+}
+
+/// A DTLS server context presenting `identity`. With `config.client_auth`
+/// other than `None` it asks for a client certificate and accepts any (the
+/// verify callback returns true): the caller judges it.
+pub fn server_context(
+    identity: &Identity,
+    config: &ContextConfig,
+) -> Result<SslContext, EngineError> {
+    let mut builder = base_context(SslMethod::dtls_server(), config)?;
+    builder.set_certificate(&identity.certificate)?;
+    builder.set_private_key(&identity.key)?;
+    for cert in &identity.chain {
+        builder.add_extra_chain_cert(cert.clone())?;
+    }
+    builder.check_private_key()?;
+    match config.client_auth {
+        ClientAuth::None => builder.set_verify(SslVerifyMode::NONE),
+        ClientAuth::Request => builder.set_verify_callback(SslVerifyMode::PEER, |_, _| true),
+        ClientAuth::Require => builder.set_verify_callback(
+            SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+            |_, _| true,
+        ),
+    }
+    if !config.client_ca_names.is_empty() {
+        let mut names = Stack::new()?;
+        for der in &config.client_ca_names {
+            names.push(X509Name::from_der(der)?)?;
+        }
+        builder.set_client_ca_list(names);
+    }
+    if !config.alpn_protocols.is_empty() {
+        alpn_wire(config.alpn_protocols.iter().map(Vec::as_slice))?;
+        let ours = config.alpn_protocols.clone();
+        builder.set_alpn_select_callback(move |_, client| {
+            select_alpn(&ours, client).ok_or(AlpnError::NOACK)
+        });
+    }
+    Ok(builder.build())
+}
+
+fn base_context(
+    method: SslMethod,
+    config: &ContextConfig,
+) -> Result<SslContextBuilder, EngineError> {
+    let mut builder = SslContext::builder(method)?;
+    builder.set_min_proto_version(Some(config.min_version.unwrap_or(SslVersion::DTLS1_2)))?;
+    builder.set_max_proto_version(config.max_version)?;
+    if let Some(list) = &config.cipher_list {
+        builder.set_cipher_list(list)?;
+    }
+    builder.set_options(SslOptions::NO_QUERY_MTU | SslOptions::NO_RENEGOTIATION);
+    Ok(builder)
+}
+
+/// The first of `ours` the client offers, as a slice of the client's list.
+fn select_alpn<'a>(ours: &[Vec<u8>], client_wire: &'a [u8]) -> Option<&'a [u8]> {
+    let mut offered = Vec::new();
+    let mut rest = client_wire;
+    while let Some((&len, tail)) = rest.split_first() {
+        let name = tail.get(..usize::from(len))?;
+        offered.push(name);
+        rest = &tail[name.len()..];
+    }
+    ours.iter()
+        .find_map(|p| offered.iter().find(|o| **o == p.as_slice()).copied())
+}
+
+/// ALPN wire format: each name prefixed by its length.
+fn alpn_wire<'a>(protocols: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>, EngineError> {
+    let mut wire = Vec::new();
+    for p in protocols {
+        let len = u8::try_from(p.len())
+            .ok()
+            .filter(|&l| l > 0)
+            .ok_or_else(|| EngineError::Config("ALPN names are 1 to 255 bytes".into()))?;
+        wire.push(len);
+        wire.extend_from_slice(p);
+    }
+    Ok(wire)
+}
+
+/// Outcome of a successful [`Engine::handshake`] step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeStatus {
+    /// The handshake is complete; records may flow.
+    Done,
+    /// Needs the next datagram, or the timer ([`Engine::timeout`]).
+    WantRead,
+}
+
+/// Outcome of a successful [`Engine::read_record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// One record of this many bytes was copied to the buffer.
+    Data(usize),
+    /// No complete record yet: push a datagram (or handle the timer).
+    WantRead,
+    /// The peer sent close_notify; no more data will come.
+    Closed,
+}
+
+/// Why an engine operation failed. Each variant maps to one GIO error; the
+/// strings carry OpenSSL's error stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineError {
+    /// The handshake failed (alert sent or received, bad message, too many
+    /// timeouts). Sticky: every later handshake call returns it again.
+    /// GIO: `G_TLS_ERROR_HANDSHAKE` (or `G_TLS_ERROR_BAD_CERTIFICATE` when the
+    /// caller's verification failed).
+    Handshake(String),
+    /// A fatal error after the handshake (e.g. a fatal alert received).
+    /// GIO: `G_TLS_ERROR_MISC`.
+    Protocol(String),
+    /// Record I/O attempted before the handshake completed. GIO: a caller
+    /// bug or `G_IO_ERROR_WOULD_BLOCK` depending on context.
+    NotConnected,
+    /// Writing after close_notify was sent, or after a fatal error.
+    /// GIO: `G_IO_ERROR_CLOSED` / `G_IO_ERROR_BROKEN_PIPE`.
+    Closed,
+    /// The message does not fit one record in one datagram at the current
+    /// MTU; nothing was sent. `max` is the largest that fits.
+    /// GIO: `G_IO_ERROR_MESSAGE_TOO_LARGE`.
+    MessageTooLarge {
+        /// Largest plaintext that fits.
+        max: usize,
+    },
+    /// The received record is larger than the buffer given. The record is
+    /// kept: call [`Engine::read_record`] again with at least `needed` bytes,
+    /// or drop it with [`Engine::discard_pending_record`].
+    /// GIO: `G_IO_ERROR_MESSAGE_TOO_LARGE` (after discarding), or a retry.
+    Truncated {
+        /// Size of the pending record.
+        needed: usize,
+    },
+    /// A received datagram was larger than OpenSSL's read buffer and was
+    /// dropped whole. The connection is intact. GIO: `G_IO_ERROR_MESSAGE_TOO_LARGE`.
+    DatagramTooLarge {
+        /// Length of the dropped datagram.
+        size: usize,
+        /// Largest datagram OpenSSL would read.
+        max: usize,
+    },
+    /// Bad configuration (MTU out of range, invalid ALPN name, OpenSSL
+    /// refused a setting). GIO: `G_IO_ERROR_INVALID_ARGUMENT`.
+    Config(String),
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Handshake(e) => write!(f, "DTLS handshake failed: {e}"),
+            Self::Protocol(e) => write!(f, "DTLS protocol error: {e}"),
+            Self::NotConnected => f.write_str("DTLS handshake not complete"),
+            Self::Closed => f.write_str("DTLS connection is closed"),
+            Self::MessageTooLarge { max } => {
+                write!(
+                    f,
+                    "message too large for one DTLS record (at most {max} bytes)"
+                )
+            }
+            Self::Truncated { needed } => {
+                write!(f, "received record needs a {needed}-byte buffer")
+            }
+            Self::DatagramTooLarge { size, max } => {
+                write!(f, "dropped a {size}-byte datagram (at most {max} bytes)")
+            }
+            Self::Config(e) => write!(f, "invalid DTLS configuration: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+impl From<ErrorStack> for EngineError {
+    fn from(e: ErrorStack) -> Self {
+        Self::Config(e.to_string())
+    }
+}
+
+/// Where the handshake is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Handshaking,
+    Connected,
+    Failed(EngineError),
+}
+
+/// One DTLS endpoint with no I/O of its own. See the module docs for the
+/// calling protocol.
+pub struct Engine {
+    stream: SslStream<DatagramTransport>,
+    role: Role,
+    state: State,
+    mtu: u32,
+    /// A record too large for the caller's last buffer, kept for a retry.
+    pending: Option<Vec<u8>>,
+    /// Scratch for one record (`SSL_read` never returns more than one
+    /// record per call in DTLS).
+    scratch: Box<[u8]>,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("role", &self.role)
+            .field("state", &self.state)
+            .field("mtu", &self.mtu)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// A new endpoint on `context` (any DTLS `SslContext`; see
+    /// [`client_context`], [`server_context`]) with MTU [`DEFAULT_MTU`]
+    /// and a 1 s initial retransmission timeout.
+    pub fn new(context: &SslContext, role: Role) -> Result<Self, EngineError> {
+        let mut ssl = Ssl::new(context)?;
+        match role {
+            Role::Client => ssl.set_connect_state(),
+            Role::Server => ssl.set_accept_state(),
+        }
+        // Whatever the context says: renegotiation would bring back
+        // OpenSSL's flight buffer (see HANDSHAKE_MTU_CAP).
+        ossl::set_options(&mut ssl, SslOptions::NO_RENEGOTIATION);
+        let stream = SslStream::new(ssl, DatagramTransport::new())?;
+        let mut engine = Engine {
+            stream,
+            role,
+            state: State::Handshaking,
+            mtu: DEFAULT_MTU,
+            pending: None,
+            scratch: vec![0; MAX_RECORD_PLAINTEXT].into_boxed_slice(),
+        };
+        engine.set_mtu(DEFAULT_MTU)?;
+        engine.set_initial_timeout(DEFAULT_INITIAL_TIMEOUT);
+        Ok(engine)
+    }
+
+    /// Client or server.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether the handshake has completed.
+    pub fn is_handshake_done(&self) -> bool {
+        self.state == State::Connected
+    }
+
+    fn ssl(&self) -> &SslRef {
+        self.stream.ssl()
+    }
+
+    fn ssl_mut(&mut self) -> &mut SslRef {
+        ossl::ssl_mut(&mut self.stream)
+    }
+
+    // ---- datagrams -------------------------------------------------------
+
+    /// Queues one received datagram (copied). Empty datagrams are ignored.
+    pub fn push_datagram(&mut self, datagram: &[u8]) {
+        self.stream.get_mut().push_inbound(datagram.to_vec());
+    }
+
+    /// Queues one received datagram without copying.
+    pub fn push_datagram_owned(&mut self, datagram: Vec<u8>) {
+        self.stream.get_mut().push_inbound(datagram);
+    }
+
+    /// Takes the next datagram to send, oldest first.
+    pub fn pop_datagram(&mut self) -> Option<Vec<u8>> {
+        self.stream.get_mut().pop_outbound()
+    }
+
+    /// Whether [`Engine::pop_datagram`] has something to give.
+    pub fn has_outgoing(&self) -> bool {
+        self.stream.get_ref().has_outbound()
+    }
+
+    /// Whether received datagrams wait to be processed.
+    pub fn has_incoming(&self) -> bool {
+        self.stream.get_ref().inbound_len() > 0
+    }
+
+    // ---- configuration ---------------------------------------------------
+
+    /// Sets the largest datagram to send (bytes of DTLS records; no IP/UDP
+    /// header). Takes effect at once, also mid-handshake, and OpenSSL is
+    /// told never to query or lower it. At least [`MIN_MTU`].
+    pub fn set_mtu(&mut self, mtu: u32) -> Result<(), EngineError> {
+        if !(MIN_MTU..=65_535).contains(&mtu) {
+            return Err(EngineError::Config(format!(
+                "MTU {mtu} outside {MIN_MTU}..=65535"
+            )));
+        }
+        self.mtu = mtu;
+        self.apply_mtu()
+    }
+
+    fn apply_mtu(&mut self) -> Result<(), EngineError> {
+        let mtu = match self.state {
+            State::Connected => self.mtu,
+            _ => self.mtu.min(HANDSHAKE_MTU_CAP),
+        };
+        if !ossl::set_mtu(self.ssl_mut(), mtu) {
+            return Err(EngineError::Config(format!("OpenSSL refused MTU {mtu}")));
+        }
+        Ok(())
+    }
+
+    /// The current MTU.
+    pub fn mtu(&self) -> u32 {
+        self.mtu
+    }
+
+    /// First retransmission timeout of each flight (doubling after each
+    /// retransmission, up to 60 s). RFC 6347 suggests 1 s. OpenSSL counts
+    /// a timer with less than 15 ms left as expired, so below 15 ms every
+    /// [`Engine::handshake`] call without news retransmits.
+    pub fn set_initial_timeout(&mut self, initial: Duration) {
+        ossl::set_initial_timeout(self.ssl_mut(), initial);
+    }
+
+    /// Client: the SNI host name to send. Give DNS names only, never IP
+    /// literals. Before the handshake.
+    pub fn set_server_name(&mut self, host: &str) -> Result<(), EngineError> {
+        Ok(self.ssl_mut().set_hostname(host)?)
+    }
+
+    /// Client: ALPN protocols to offer, in preference order. Before the
+    /// handshake.
+    pub fn set_alpn_protocols(&mut self, protocols: &[&[u8]]) -> Result<(), EngineError> {
+        let wire = alpn_wire(protocols.iter().copied())?;
+        Ok(self.ssl_mut().set_alpn_protos(&wire)?)
+    }
+
+    /// The certificate this end presents (a client's, sent if the server
+    /// asks; a server's, replacing the context's). Before the handshake.
+    pub fn set_certificate(
+        &mut self,
+        certificate: &X509Ref,
+        key: &PKeyRef<Private>,
+        chain: &[X509],
+    ) -> Result<(), EngineError> {
+        let ssl = self.ssl_mut();
+        ssl.set_certificate(certificate)?;
+        ssl.set_private_key(key)?;
+        for cert in chain {
+            ssl.add_chain_cert(cert.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Alias of [`Engine::set_certificate`] for a client.
+    pub fn set_client_certificate(
+        &mut self,
+        certificate: &X509Ref,
+        key: &PKeyRef<Private>,
+        chain: &[X509],
+    ) -> Result<(), EngineError> {
+        self.set_certificate(certificate, key, chain)
+    }
+
+    // ---- handshake and timer ---------------------------------------------
+
+    /// Advances the handshake with the queued datagrams. Queues the
+    /// answers for [`Engine::pop_datagram`]. A failure is final and also
+    /// queues an alert to send.
+    pub fn handshake(&mut self) -> Result<HandshakeStatus, EngineError> {
+        match &self.state {
+            State::Connected => return Ok(HandshakeStatus::Done),
+            State::Failed(e) => return Err(e.clone()),
+            State::Handshaking => {}
+        }
+        let result = self.stream.do_handshake();
+        let oversize = self.take_oversize();
+        match result {
+            Ok(()) => {
+                self.state = State::Connected;
+                self.apply_mtu()?;
+                Ok(HandshakeStatus::Done)
+            }
+            Err(e) if is_retry(&e) => match oversize {
+                Some(err) => Err(err),
+                None => Ok(HandshakeStatus::WantRead),
+            },
+            Err(e) => {
+                let err = EngineError::Handshake(describe(&e));
+                self.state = State::Failed(err.clone());
+                Err(err)
+            }
+        }
+    }
+
+    /// Time left before [`Engine::handle_timeout`] should be called; `None`
+    /// when no retransmission timer runs (e.g. after the handshake, or when
+    /// this end sent the last flight). Zero means "now". OpenSSL's timer
+    /// runs on the real-time clock.
+    pub fn timeout(&self) -> Option<Duration> {
+        ossl::get_timeout(self.ssl())
+    }
+
+    /// Retransmits the last flight into the outgoing queue if the timer has
+    /// expired. `Ok(true)`: something was queued; `Ok(false)`: the timer had
+    /// not expired. After too many timeouts (12) the handshake fails.
+    pub fn handle_timeout(&mut self) -> Result<bool, EngineError> {
+        if let State::Failed(e) = &self.state {
+            return Err(e.clone());
+        }
+        match ossl::handle_timeout(self.ssl_mut()) {
+            0 => Ok(false),
+            n if n > 0 => Ok(true),
+            _ => {
+                let err = EngineError::Handshake(ErrorStack::get().to_string());
+                self.state = State::Failed(err.clone());
+                Err(err)
+            }
+        }
+    }
+
+    // ---- records ---------------------------------------------------------
+
+    /// The largest message [`Engine::write_record`] accepts now: what fits
+    /// one record in one datagram at the current MTU with the negotiated
+    /// cipher (`DTLS_get_data_mtu`), capped at 16 KiB. 0 before the
+    /// handshake.
+    pub fn max_plaintext(&self) -> usize {
+        ossl::data_mtu(self.ssl()).min(MAX_RECORD_PLAINTEXT)
+    }
+
+    /// Sends `message` as one record in one datagram. Never fragments or
+    /// truncates: a message over [`Engine::max_plaintext`] is refused with
+    /// [`EngineError::MessageTooLarge`]. An empty message sends nothing
+    /// (OpenSSL does not emit empty records).
+    pub fn write_record(&mut self, message: &[u8]) -> Result<(), EngineError> {
+        self.check_connected()?;
+        if self.sent_close_notify() {
+            return Err(EngineError::Closed);
+        }
+        let max = self.max_plaintext();
+        if message.len() > max {
+            return Err(EngineError::MessageTooLarge { max });
+        }
+        if message.is_empty() {
+            return Ok(());
+        }
+        match self.stream.ssl_write(message) {
+            Ok(n) if n == message.len() => Ok(()),
+            Ok(n) => Err(EngineError::Protocol(format!(
+                "OpenSSL wrote {n} of {} bytes",
+                message.len()
+            ))),
+            Err(e) if e.code() == ErrorCode::ZERO_RETURN => Err(EngineError::Closed),
+            Err(e) => Err(EngineError::Protocol(describe(&e))),
+        }
+    }
+
+    /// Reads the next record into `buf`.
+    ///
+    /// A record longer than `buf` is not cut: the call fails with
+    /// [`EngineError::Truncated`] and the record stays pending for a retry
+    /// with a larger buffer (or [`Engine::discard_pending_record`]). A
+    /// received datagram larger than OpenSSL's read buffer is dropped and
+    /// reported once as [`EngineError::DatagramTooLarge`]; the connection
+    /// carries on. After the peer's close_notify every call returns
+    /// [`ReadStatus::Closed`].
+    ///
+    /// Keep calling this after the handshake even when not expecting data:
+    /// it answers the peer's retransmissions of its last flight.
+    pub fn read_record(&mut self, buf: &mut [u8]) -> Result<ReadStatus, EngineError> {
+        if let Some(record) = &self.pending {
+            if record.len() > buf.len() {
+                return Err(EngineError::Truncated {
+                    needed: record.len(),
+                });
+            }
+            let n = record.len();
+            buf[..n].copy_from_slice(record);
+            self.pending = None;
+            return Ok(ReadStatus::Data(n));
+        }
+        self.check_connected()?;
+        if self.received_close_notify() {
+            return Ok(ReadStatus::Closed);
+        }
+        let result = self.stream.ssl_read(&mut self.scratch);
+        let oversize = self.take_oversize();
+        match result {
+            Ok(n) => {
+                if n > buf.len() {
+                    self.pending = Some(self.scratch[..n].to_vec());
+                    return Err(EngineError::Truncated { needed: n });
+                }
+                buf[..n].copy_from_slice(&self.scratch[..n]);
+                Ok(ReadStatus::Data(n))
+            }
+            Err(e) if e.code() == ErrorCode::ZERO_RETURN => Ok(ReadStatus::Closed),
+            Err(e) if is_retry(&e) => match oversize {
+                Some(err) => Err(err),
+                None if self.received_close_notify() => Ok(ReadStatus::Closed),
+                None => Ok(ReadStatus::WantRead),
+            },
+            Err(e) => Err(EngineError::Protocol(describe(&e))),
+        }
+    }
+
+    /// Size of the record kept after [`EngineError::Truncated`], if any.
+    pub fn pending_record_len(&self) -> Option<usize> {
+        self.pending.as_ref().map(Vec::len)
+    }
+
+    /// Drops the record kept after [`EngineError::Truncated`]; returns its
+    /// size.
+    pub fn discard_pending_record(&mut self) -> Option<usize> {
+        self.pending.take().map(|r| r.len())
+    }
+
+    // ---- close -----------------------------------------------------------
+
+    /// Queues close_notify (once). Does not wait for the peer's: DTLS has
+    /// no reliable delivery, and the caller decides whether to wait. Before
+    /// the handshake completes there is nothing to close and nothing is
+    /// sent.
+    pub fn shutdown(&mut self) -> Result<(), EngineError> {
+        if self.state != State::Connected || self.sent_close_notify() {
+            return Ok(());
+        }
+        match self.stream.shutdown() {
+            Ok(_) => Ok(()),
+            Err(e) if is_retry(&e) => Ok(()),
+            Err(e) => Err(EngineError::Protocol(describe(&e))),
+        }
+    }
+
+    /// Whether the peer's close_notify has been processed.
+    pub fn received_close_notify(&mut self) -> bool {
+        self.stream.get_shutdown().contains(ShutdownState::RECEIVED)
+    }
+
+    /// Whether this end has queued close_notify.
+    pub fn sent_close_notify(&mut self) -> bool {
+        self.stream.get_shutdown().contains(ShutdownState::SENT)
+    }
+
+    // ---- after the handshake ---------------------------------------------
+
+    /// "DTLSv1.2" (or "DTLSv1") once connected.
+    pub fn protocol_version(&self) -> Option<&'static str> {
+        self.is_handshake_done().then(|| self.ssl().version_str())
+    }
+
+    /// IANA name of the negotiated cipher suite, e.g.
+    /// "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384".
+    pub fn cipher_iana_name(&self) -> Option<&'static str> {
+        if !self.is_handshake_done() {
+            return None;
+        }
+        self.ssl().current_cipher().and_then(|c| c.standard_name())
+    }
+
+    /// The ALPN protocol the server chose, if any.
+    pub fn alpn_selected(&self) -> Option<&[u8]> {
+        self.ssl().selected_alpn_protocol()
+    }
+
+    /// The peer's certificates in DER, leaf first, as sent (unverified).
+    /// OpenSSL's chain includes the leaf on a client but not on a server;
+    /// both cases give the same shape here.
+    pub fn peer_chain_der(&self) -> Vec<Vec<u8>> {
+        let ssl = self.ssl();
+        let mut out = Vec::new();
+        let leaf = ssl.peer_certificate().and_then(|c| c.to_der().ok());
+        if let Some(leaf) = &leaf {
+            out.push(leaf.clone());
+        }
+        if let Some(chain) = ssl.peer_cert_chain() {
+            for (i, cert) in chain.iter().enumerate() {
+                let Ok(der) = cert.to_der() else { continue };
+                if i == 0 && leaf.as_ref() == Some(&der) {
+                    continue;
+                }
+                out.push(der);
+            }
+        }
+        out
+    }
+
+    /// RFC 5705 keying material exporter.
+    pub fn export_keying_material(
+        &self,
+        label: &str,
+        context: Option<&[u8]>,
+        len: usize,
+    ) -> Result<Vec<u8>, EngineError> {
+        self.check_connected()?;
+        let mut out = vec![0; len];
+        self.ssl()
+            .export_keying_material(&mut out, label, context)
+            .map_err(|e| EngineError::Protocol(e.to_string()))?;
+        Ok(out)
+    }
+
+    /// This end's last Finished message (verify_data).
+    pub fn finished(&self) -> Option<Vec<u8>> {
+        finished_with(|buf| self.ssl().finished(buf))
+    }
+
+    /// The peer's last Finished message (verify_data).
+    pub fn peer_finished(&self) -> Option<Vec<u8>> {
+        finished_with(|buf| self.ssl().peer_finished(buf))
+    }
+
+    /// RFC 5929 tls-unique: the first Finished of the latest handshake
+    /// (the client's in a full handshake, the server's on resumption).
+    pub fn tls_unique(&self) -> Option<Vec<u8>> {
+        if !self.is_handshake_done() {
+            return None;
+        }
+        let ours_first = (self.role == Role::Client) != self.ssl().session_reused();
+        if ours_first {
+            self.finished()
+        } else {
+            self.peer_finished()
+        }
+    }
+
+    /// DER distinguished names: on a client, those the server listed in its
+    /// CertificateRequest (empty if it sent none or did not ask); on a
+    /// server, its own list.
+    pub fn client_ca_names(&self) -> Vec<Vec<u8>> {
+        ossl::client_ca_names(self.ssl())
+    }
+
+    /// Whether the last handshake resumed a session.
+    pub fn session_reused(&self) -> bool {
+        self.ssl().session_reused()
+    }
+
+    /// Borrow of the underlying `SslRef`, for what this API does not cover.
+    pub fn ssl_ref(&self) -> &SslRef {
+        self.ssl()
+    }
+
+    // ---- helpers ---------------------------------------------------------
+
+    fn check_connected(&self) -> Result<(), EngineError> {
+        match &self.state {
+            State::Connected => Ok(()),
+            State::Handshaking => Err(EngineError::NotConnected),
+            State::Failed(_) => Err(EngineError::Closed),
+        }
+    }
+
+    fn take_oversize(&mut self) -> Option<EngineError> {
+        self.stream
+            .get_mut()
+            .take_oversize()
+            .map(|o| EngineError::DatagramTooLarge {
+                size: o.size,
+                max: o.capacity,
+            })
+    }
+}
+
+fn finished_with(get: impl Fn(&mut [u8]) -> usize) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 64];
+    let n = get(&mut buf);
+    (n > 0).then(|| buf[..n.min(buf.len())].to_vec())
+}
+
+fn is_retry(e: &ssl::Error) -> bool {
+    e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE
+}
+
+fn describe(e: &ssl::Error) -> String {
+    match e.ssl_error() {
+        Some(stack) => stack.to_string(),
+        None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

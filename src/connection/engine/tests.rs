@@ -1,0 +1,915 @@
+//! Engine tests: a client and a server engine exchanging datagrams in memory.
+
+use std::time::{Duration, Instant};
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::ssl::SslContext;
+use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectAlternativeName};
+use openssl::x509::{X509Name, X509};
+
+use super::*;
+
+// ---- certificates ---------------------------------------------------------
+
+fn ec_key() -> PKey<Private> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+}
+
+fn name(cn: &str) -> X509Name {
+    let mut b = X509Name::builder().unwrap();
+    b.append_entry_by_nid(Nid::ORGANIZATIONNAME, "gio-dtls-openssl tests")
+        .unwrap();
+    b.append_entry_by_nid(Nid::COMMONNAME, cn).unwrap();
+    b.build()
+}
+
+/// A certificate for `cn` with `key`, signed by `issuer` (self-signed when
+/// `None`). `sans` extra DNS names make it bigger.
+fn cert(
+    cn: &str,
+    key: &PKey<Private>,
+    issuer: Option<(&X509, &PKey<Private>)>,
+    ca: bool,
+    sans: usize,
+) -> X509 {
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    let mut serial = BigNum::new().unwrap();
+    serial.rand(64, MsbOption::MAYBE_ZERO, false).unwrap();
+    b.set_serial_number(&serial.to_asn1_integer().unwrap())
+        .unwrap();
+    let subject = name(cn);
+    b.set_subject_name(&subject).unwrap();
+    b.set_issuer_name(issuer.map_or(&*subject, |(c, _)| c.subject_name()))
+        .unwrap();
+    b.set_pubkey(key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    if ca {
+        b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+            .unwrap();
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    } else {
+        let mut san = SubjectAlternativeName::new();
+        san.dns(cn);
+        for i in 0..sans {
+            san.dns(&format!("padding-name-{i}.{cn}"));
+        }
+        let ext = san.build(&b.x509v3_context(None, None)).unwrap();
+        b.append_extension(ext).unwrap();
+    }
+    let signer = issuer.map_or(key, |(_, k)| k);
+    b.sign(signer, MessageDigest::sha256()).unwrap();
+    b.build()
+}
+
+struct Pki {
+    ca: X509,
+    server: Identity,
+    client: Identity,
+}
+
+/// Root CA → intermediate → server leaf; root → client leaf. EC P-256.
+fn pki() -> Pki {
+    let ca_key = ec_key();
+    let ca = cert("Test Root", &ca_key, None, true, 0);
+    let int_key = ec_key();
+    let int = cert("Test Intermediate", &int_key, Some((&ca, &ca_key)), true, 0);
+    let server_key = ec_key();
+    let server_cert = cert("server.test", &server_key, Some((&int, &int_key)), false, 0);
+    let client_key = ec_key();
+    let client_cert = cert("client.test", &client_key, Some((&ca, &ca_key)), false, 0);
+    Pki {
+        ca,
+        server: Identity {
+            certificate: server_cert,
+            key: server_key,
+            chain: vec![int],
+        },
+        client: Identity {
+            certificate: client_cert,
+            key: client_key,
+            chain: Vec::new(),
+        },
+    }
+}
+
+/// A server identity whose Certificate message is large: a 4096-bit RSA
+/// leaf with 60 DNS names under three intermediates.
+fn big_identity() -> Identity {
+    let root_key = ec_key();
+    let root = cert("Big Root", &root_key, None, true, 0);
+    let mut issuer = (root, root_key);
+    let mut chain = Vec::new();
+    for i in 0..3 {
+        let k = ec_key();
+        let c = cert(
+            &format!("Big Intermediate {i}"),
+            &k,
+            Some((&issuer.0, &issuer.1)),
+            true,
+            0,
+        );
+        chain.insert(0, c.clone());
+        issuer = (c, k);
+    }
+    let key = PKey::from_rsa(Rsa::generate(4096).unwrap()).unwrap();
+    let leaf = cert(
+        "big.server.test",
+        &key,
+        Some((&issuer.0, &issuer.1)),
+        false,
+        150,
+    );
+    Identity {
+        certificate: leaf,
+        key,
+        chain,
+    }
+}
+
+// ---- the pair -------------------------------------------------------------
+
+struct Pair {
+    client: Engine,
+    server: Engine,
+    /// Sizes of all datagrams moved so far, per direction.
+    client_sent: Vec<Vec<u8>>,
+    server_sent: Vec<Vec<u8>>,
+}
+
+impl Pair {
+    fn new(client_ctx: &SslContext, server_ctx: &SslContext) -> Pair {
+        Pair {
+            client: Engine::new(client_ctx, Role::Client).unwrap(),
+            server: Engine::new(server_ctx, Role::Server).unwrap(),
+            client_sent: Vec::new(),
+            server_sent: Vec::new(),
+        }
+    }
+
+    fn with(pki: &Pki, server_config: &ContextConfig) -> Pair {
+        let c = client_context(&ContextConfig::default()).unwrap();
+        let s = server_context(&pki.server, server_config).unwrap();
+        Pair::new(&c, &s)
+    }
+
+    /// Moves every queued datagram to the other side; how many moved.
+    fn pump(&mut self) -> usize {
+        self.pump_filtered(|_, _| true)
+    }
+
+    /// Like `pump`, but `keep(from_client, index_in_direction)` may drop.
+    fn pump_filtered(&mut self, mut keep: impl FnMut(bool, usize) -> bool) -> usize {
+        let mut moved = 0;
+        while let Some(d) = self.client.pop_datagram() {
+            let i = self.client_sent.len();
+            self.client_sent.push(d.clone());
+            if keep(true, i) {
+                self.server.push_datagram_owned(d);
+            }
+            moved += 1;
+        }
+        while let Some(d) = self.server.pop_datagram() {
+            let i = self.server_sent.len();
+            self.server_sent.push(d.clone());
+            if keep(false, i) {
+                self.client.push_datagram_owned(d);
+            }
+            moved += 1;
+        }
+        moved
+    }
+
+    fn step(
+        &mut self,
+    ) -> (
+        Result<HandshakeStatus, EngineError>,
+        Result<HandshakeStatus, EngineError>,
+    ) {
+        (self.client.handshake(), self.server.handshake())
+    }
+
+    /// Runs the handshake to completion without loss.
+    fn handshake(&mut self) -> Result<(), (EngineError, Option<EngineError>)> {
+        for _ in 0..20 {
+            let (c, s) = self.step();
+            self.pump();
+            match (c, s) {
+                (Ok(HandshakeStatus::Done), Ok(HandshakeStatus::Done)) => {
+                    // The server may still need the client's last flight.
+                    return Ok(());
+                }
+                (Err(c), s) => return Err((c, s.err())),
+                (_, Err(s)) => return Err((s, None)),
+                _ => {}
+            }
+        }
+        panic!("handshake did not finish in 20 rounds");
+    }
+
+    /// `from` writes `msg`; the other side reads it back.
+    fn transfer(&mut self, from_client: bool, msg: &[u8]) -> Vec<u8> {
+        let (tx, _) = self.sides(from_client);
+        tx.write_record(msg).unwrap();
+        self.pump();
+        let (_, rx) = self.sides(from_client);
+        let mut buf = vec![0; MAX_RECORD_PLAINTEXT];
+        match rx.read_record(&mut buf).unwrap() {
+            ReadStatus::Data(n) => buf[..n].to_vec(),
+            other => panic!("expected data, got {other:?}"),
+        }
+    }
+
+    fn sides(&mut self, from_client: bool) -> (&mut Engine, &mut Engine) {
+        if from_client {
+            (&mut self.client, &mut self.server)
+        } else {
+            (&mut self.server, &mut self.client)
+        }
+    }
+}
+
+/// Checks that `datagram` is a whole number of DTLS records.
+fn assert_record_framing(datagram: &[u8]) {
+    let mut off = 0;
+    while off < datagram.len() {
+        assert!(datagram.len() - off >= 13, "partial record header");
+        let version = u16::from_be_bytes([datagram[off + 1], datagram[off + 2]]);
+        assert!(
+            version == 0xfefd || version == 0xfeff,
+            "not a DTLS record at {off}: {version:#x}"
+        );
+        let len = u16::from_be_bytes([datagram[off + 11], datagram[off + 12]]) as usize;
+        off += 13 + len;
+    }
+    assert_eq!(off, datagram.len(), "record runs past the datagram");
+}
+
+// ---- tests ----------------------------------------------------------------
+
+#[test]
+fn handshake_and_echo() {
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.client.set_server_name("server.test").unwrap();
+    assert_eq!(
+        p.client.write_record(b"early"),
+        Err(EngineError::NotConnected)
+    );
+    assert_eq!(p.client.protocol_version(), None);
+    p.handshake().unwrap();
+    for e in [&p.client, &p.server] {
+        assert!(e.is_handshake_done());
+        assert_eq!(e.protocol_version(), Some("DTLSv1.2"));
+        let cipher = e.cipher_iana_name().unwrap();
+        assert!(cipher.starts_with("TLS_ECDHE_ECDSA_WITH_"), "{cipher}");
+        assert_eq!(e.alpn_selected(), None);
+    }
+    assert_eq!(
+        p.server
+            .ssl_ref()
+            .servername(openssl::ssl::NameType::HOST_NAME),
+        Some("server.test")
+    );
+    assert_eq!(p.transfer(true, b"ping"), b"ping");
+    assert_eq!(p.transfer(false, b"pong"), b"pong");
+    for i in 0..50u8 {
+        let msg = vec![i; 1 + i as usize * 20];
+        assert_eq!(p.transfer(i % 2 == 0, &msg), msg);
+    }
+    // Nothing more to read.
+    let mut buf = [0u8; 16];
+    assert_eq!(p.client.read_record(&mut buf), Ok(ReadStatus::WantRead));
+    assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::WantRead));
+}
+
+#[test]
+fn one_record_per_datagram_and_record_order() {
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.handshake().unwrap();
+    p.client.write_record(b"one").unwrap();
+    p.client.write_record(b"two").unwrap();
+    assert!(p.client.has_outgoing());
+    let d1 = p.client.pop_datagram().unwrap();
+    let d2 = p.client.pop_datagram().unwrap();
+    assert!(!p.client.has_outgoing());
+    assert_record_framing(&d1);
+    assert_record_framing(&d2);
+    // Delivered out of order: DTLS hands them over as they come.
+    p.server.push_datagram(&d2);
+    p.server.push_datagram(&d1);
+    let mut buf = [0u8; 16];
+    assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::Data(3)));
+    assert_eq!(&buf[..3], b"two");
+    assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::Data(3)));
+    assert_eq!(&buf[..3], b"one");
+    // A replayed datagram is discarded silently.
+    p.server.push_datagram(&d1);
+    assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::WantRead));
+}
+
+#[test]
+fn message_too_large() {
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    assert_eq!(p.client.max_plaintext(), 0);
+    p.handshake().unwrap();
+    for mtu in [DEFAULT_MTU, 600, 256, 9000] {
+        p.client.set_mtu(mtu).unwrap();
+        let max = p.client.max_plaintext();
+        assert!(max > 0 && max < mtu as usize, "mtu {mtu} max {max}");
+        assert_eq!(
+            p.client.write_record(&vec![1; max + 1]),
+            Err(EngineError::MessageTooLarge { max })
+        );
+        assert!(!p.client.has_outgoing(), "nothing may be sent");
+        let msg = vec![7; max];
+        p.client.write_record(&msg).unwrap();
+        let d = p.client.pop_datagram().unwrap();
+        assert!(!p.client.has_outgoing(), "exactly one datagram");
+        // AEAD ciphers have no padding: the datagram fills the MTU exactly.
+        assert_eq!(d.len(), mtu as usize, "mtu {mtu}");
+        assert_record_framing(&d);
+        p.server.push_datagram_owned(d);
+        let mut buf = vec![0; max];
+        assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::Data(max)));
+        assert_eq!(buf, msg);
+    }
+    // Above 16 KiB + overhead the record-size limit, not the MTU, rules.
+    p.client.set_mtu(65_535).unwrap();
+    assert_eq!(p.client.max_plaintext(), MAX_RECORD_PLAINTEXT);
+    assert_eq!(
+        p.client.write_record(&vec![0; MAX_RECORD_PLAINTEXT + 1]),
+        Err(EngineError::MessageTooLarge {
+            max: MAX_RECORD_PLAINTEXT
+        })
+    );
+    assert_eq!(
+        p.transfer(true, &vec![3; MAX_RECORD_PLAINTEXT]).len(),
+        MAX_RECORD_PLAINTEXT
+    );
+
+    assert!(matches!(p.client.set_mtu(100), Err(EngineError::Config(_))));
+    assert_eq!(p.client.mtu(), 65_535);
+}
+
+#[test]
+fn cbc_cipher_max_plaintext_is_exact_bound() {
+    // CBC padding makes DTLS_get_data_mtu round down; check it never
+    // overshoots the MTU.
+    let pki = pki();
+    let config = ContextConfig {
+        cipher_list: Some("ECDHE-ECDSA-AES128-SHA".into()),
+        ..Default::default()
+    };
+    let c = client_context(&config).unwrap();
+    let s = server_context(&pki.server, &config).unwrap();
+    let mut p = Pair::new(&c, &s);
+    p.handshake().unwrap();
+    assert_eq!(
+        p.client.cipher_iana_name(),
+        Some("TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA")
+    );
+    for mtu in [1400, 1000, 999, 600, 301] {
+        p.client.set_mtu(mtu).unwrap();
+        let max = p.client.max_plaintext();
+        p.client.write_record(&vec![1; max]).unwrap();
+        let d = p.client.pop_datagram().unwrap();
+        assert!(d.len() <= mtu as usize, "mtu {mtu}: {} bytes", d.len());
+        assert!(
+            d.len() + 16 > mtu as usize,
+            "mtu {mtu}: wasteful {}",
+            d.len()
+        );
+        p.server.push_datagram_owned(d);
+        let mut buf = vec![0; max];
+        assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::Data(max)));
+    }
+}
+
+#[test]
+fn truncation_is_reported_and_recoverable() {
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.handshake().unwrap();
+    let msg: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+    p.server.write_record(&msg).unwrap();
+    p.server.write_record(b"next").unwrap();
+    p.pump();
+    let mut small = [0u8; 100];
+    assert_eq!(
+        p.client.read_record(&mut small),
+        Err(EngineError::Truncated { needed: 1000 })
+    );
+    assert_eq!(small, [0; 100], "nothing copied");
+    assert_eq!(p.client.pending_record_len(), Some(1000));
+    // Still too small: same answer, nothing lost.
+    assert_eq!(
+        p.client.read_record(&mut small),
+        Err(EngineError::Truncated { needed: 1000 })
+    );
+    let mut big = vec![0u8; 1000];
+    assert_eq!(p.client.read_record(&mut big), Ok(ReadStatus::Data(1000)));
+    assert_eq!(big, msg);
+    assert_eq!(p.client.read_record(&mut small), Ok(ReadStatus::Data(4)));
+    assert_eq!(&small[..4], b"next");
+
+    // Discarding instead of retrying.
+    p.server.write_record(&msg).unwrap();
+    p.server.write_record(b"after").unwrap();
+    p.pump();
+    assert_eq!(
+        p.client.read_record(&mut small),
+        Err(EngineError::Truncated { needed: 1000 })
+    );
+    assert_eq!(p.client.discard_pending_record(), Some(1000));
+    assert_eq!(p.client.read_record(&mut small), Ok(ReadStatus::Data(5)));
+}
+
+#[test]
+fn oversized_datagram_is_dropped_and_reported() {
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.handshake().unwrap();
+    let mut buf = [0u8; 64];
+    p.client.push_datagram(&vec![0x17; 70_000]);
+    match p.client.read_record(&mut buf) {
+        Err(EngineError::DatagramTooLarge { size: 70_000, max }) => {
+            assert!(max >= 16_384 + 13, "OpenSSL's read buffer: {max}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The connection is intact.
+    assert_eq!(p.client.read_record(&mut buf), Ok(ReadStatus::WantRead));
+    assert_eq!(p.transfer(false, b"still here"), b"still here");
+    assert_eq!(p.transfer(true, b"me too"), b"me too");
+}
+
+#[test]
+fn largest_datagram_openssl_reads() {
+    // The BIO never truncates, so OpenSSL must offer a buffer big enough for
+    // a maximum-size record; record what it offers.
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.handshake().unwrap();
+    p.client.set_mtu(65_535).unwrap();
+    let msg = vec![9; MAX_RECORD_PLAINTEXT];
+    assert_eq!(p.transfer(true, &msg), msg);
+    let offered = p.server.stream.get_ref().largest_read_buffer();
+    assert!(offered >= MAX_RECORD_PLAINTEXT + 13 + 16, "{offered}");
+}
+
+#[test]
+fn close_notify_client_first() {
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.handshake().unwrap();
+    p.client.write_record(b"last words").unwrap();
+    p.client.shutdown().unwrap();
+    assert!(p.client.sent_close_notify());
+    assert!(!p.client.received_close_notify());
+    assert_eq!(p.client.write_record(b"x"), Err(EngineError::Closed));
+    p.client.shutdown().unwrap(); // idempotent
+    p.pump();
+    let mut buf = [0u8; 64];
+    assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::Data(10)));
+    assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::Closed));
+    assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::Closed));
+    assert!(p.server.received_close_notify());
+    // The server may still send before closing its side.
+    p.server.write_record(b"bye").unwrap();
+    p.server.shutdown().unwrap();
+    p.pump();
+    assert_eq!(p.client.read_record(&mut buf), Ok(ReadStatus::Data(3)));
+    assert_eq!(p.client.read_record(&mut buf), Ok(ReadStatus::Closed));
+    assert!(p.client.received_close_notify());
+}
+
+#[test]
+fn close_notify_server_first() {
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.handshake().unwrap();
+    p.server.shutdown().unwrap();
+    p.pump();
+    let mut buf = [0u8; 64];
+    assert_eq!(p.client.read_record(&mut buf), Ok(ReadStatus::Closed));
+    assert!(p.client.received_close_notify());
+    p.client.shutdown().unwrap();
+    p.pump();
+    assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::Closed));
+    assert!(p.server.received_close_notify());
+}
+
+#[test]
+fn shutdown_before_handshake_sends_nothing() {
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.client.shutdown().unwrap();
+    assert!(!p.client.has_outgoing());
+}
+
+fn check_mtu_during_handshake(mtu: u32, identity: &Identity) {
+    let c = client_context(&ContextConfig::default()).unwrap();
+    let s = server_context(identity, &ContextConfig::default()).unwrap();
+    let mut p = Pair::new(&c, &s);
+    p.client.set_mtu(mtu).unwrap();
+    p.server.set_mtu(mtu).unwrap();
+    p.handshake().unwrap();
+    assert_eq!(p.client.peer_chain_der().len(), 1 + identity.chain.len());
+    let effective = mtu.min(HANDSHAKE_MTU_CAP) as usize;
+    let cert_bytes: usize = p.client.peer_chain_der().iter().map(Vec::len).sum();
+    assert!(
+        cert_bytes > effective * 3 / 2,
+        "chain of {cert_bytes} bytes too small for the test"
+    );
+    let all = p.client_sent.iter().chain(&p.server_sent);
+    let mut largest = 0;
+    for d in all {
+        assert!(
+            d.len() <= mtu as usize,
+            "{}-byte datagram at MTU {mtu}",
+            d.len()
+        );
+        assert_record_framing(d);
+        largest = largest.max(d.len());
+    }
+    // Fragments are not needlessly small (the 256-byte fallback would show).
+    assert!(
+        largest > effective * 3 / 4,
+        "largest datagram {largest} at MTU {mtu}"
+    );
+    // Application data honours it too.
+    let max = p.server.max_plaintext();
+    p.server.write_record(&vec![0; max]).unwrap();
+    assert_eq!(p.server.pop_datagram().unwrap().len(), mtu as usize);
+}
+
+#[test]
+fn mtu_honoured_during_handshake() {
+    let identity = big_identity();
+    for mtu in [1400, 600] {
+        check_mtu_during_handshake(mtu, &identity);
+    }
+}
+
+#[test]
+fn mtu_larger_than_openssl_write_buffer() {
+    // OpenSSL packs a flight in a 4 KiB BIO_f_buffer during the handshake,
+    // which splits records across writes above 4096 bytes: the engine caps
+    // the handshake's MTU at 4096 and lifts it afterwards.
+    let identity = big_identity();
+    check_mtu_during_handshake(9000, &identity);
+}
+
+#[test]
+fn lossy_first_datagram_each_side() {
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    // Above OpenSSL's 15 ms "expired" threshold, so retransmissions come
+    // from handle_timeout, not from handshake().
+    let initial = Duration::from_millis(30);
+    p.client.set_initial_timeout(initial);
+    p.server.set_initial_timeout(initial);
+    let start = Instant::now();
+    let mut timeouts = 0;
+    loop {
+        let (c, s) = p.step();
+        let c = c.unwrap();
+        let s = s.unwrap();
+        let moved = p.pump_filtered(|_, index| index != 0);
+        if c == HandshakeStatus::Done && s == HandshakeStatus::Done {
+            break;
+        }
+        if moved > 0 {
+            continue;
+        }
+        // Nothing in flight: wait for the earliest timer, then fire.
+        let wait = [p.client.timeout(), p.server.timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .expect("a timer must run while the handshake is stuck");
+        assert!(wait <= initial * 4, "timer {wait:?} longer than expected");
+        std::thread::sleep(wait);
+        let fired = p.client.handle_timeout().unwrap() | p.server.handle_timeout().unwrap();
+        if fired {
+            timeouts += 1;
+        }
+        assert!(start.elapsed() < Duration::from_secs(2), "no progress");
+    }
+    assert!(
+        timeouts >= 2,
+        "both losses need a retransmission: {timeouts}"
+    );
+    assert!(p.client_sent.len() > 1 && p.server_sent.len() > 1);
+    assert_eq!(p.transfer(true, b"through"), b"through");
+    assert_eq!(p.transfer(false, b"back"), b"back");
+}
+
+#[test]
+fn lost_final_flight_is_answered_after_handshake() {
+    // The server's last flight (ChangeCipherSpec + Finished) gets lost: the
+    // client retransmits its own flight; the server, already connected,
+    // answers from read_record.
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.client.set_initial_timeout(Duration::from_millis(10));
+    let (_, _) = p.step(); // ClientHello
+    p.pump();
+    let (_, _) = p.step(); // server flight
+    p.pump();
+    let (_, _) = p.step(); // client flight
+    p.pump();
+    assert_eq!(p.server.handshake(), Ok(HandshakeStatus::Done));
+    // Drop the server's final flight.
+    let lost = std::iter::from_fn(|| p.server.pop_datagram()).count();
+    assert!(lost > 0);
+    assert_eq!(p.client.handshake(), Ok(HandshakeStatus::WantRead));
+    let wait = p.client.timeout().unwrap();
+    std::thread::sleep(wait);
+    assert_eq!(p.client.handle_timeout(), Ok(true));
+    p.pump();
+    let mut buf = [0u8; 16];
+    assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::WantRead));
+    p.pump();
+    assert_eq!(p.client.handshake(), Ok(HandshakeStatus::Done));
+    assert_eq!(p.client.timeout(), None);
+}
+
+#[test]
+fn timer_policy() {
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    assert_eq!(p.client.timeout(), None);
+    assert_eq!(p.client.handle_timeout(), Ok(false));
+    p.client.handshake().unwrap();
+    let t = p.client.timeout().unwrap();
+    assert!(
+        t <= DEFAULT_INITIAL_TIMEOUT && t > Duration::from_millis(900),
+        "{t:?}"
+    );
+    assert_eq!(p.client.handle_timeout(), Ok(false), "not expired yet");
+
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.client.set_initial_timeout(Duration::from_millis(20));
+    p.client.handshake().unwrap();
+    let hello = p.client.pop_datagram().unwrap();
+    assert!(p.client.timeout().unwrap() <= Duration::from_millis(20));
+    std::thread::sleep(Duration::from_millis(25));
+    assert_eq!(p.client.timeout(), Some(Duration::ZERO));
+    assert_eq!(p.client.handle_timeout(), Ok(true));
+    assert_eq!(p.client.pop_datagram().unwrap().len(), hello.len());
+    // Doubled for the retransmission.
+    let t = p.client.timeout().unwrap();
+    assert!(
+        t > Duration::from_millis(20) && t <= Duration::from_millis(40),
+        "{t:?}"
+    );
+}
+
+#[test]
+fn alpn() {
+    let pki = pki();
+    let config = ContextConfig {
+        alpn_protocols: vec![b"h2".to_vec(), b"coap".to_vec()],
+        ..Default::default()
+    };
+    let mut p = Pair::with(&pki, &config);
+    p.client.set_alpn_protocols(&[b"coap", b"other"]).unwrap();
+    p.handshake().unwrap();
+    assert_eq!(p.client.alpn_selected(), Some(&b"coap"[..]));
+    assert_eq!(p.server.alpn_selected(), Some(&b"coap"[..]));
+
+    // No overlap: no ALPN (the server does not fail the handshake).
+    let mut p = Pair::with(&pki, &config);
+    p.client.set_alpn_protocols(&[b"nope"]).unwrap();
+    p.handshake().unwrap();
+    assert_eq!(p.client.alpn_selected(), None);
+
+    assert!(matches!(
+        p.client.set_alpn_protocols(&[b""]),
+        Err(EngineError::Config(_))
+    ));
+}
+
+#[test]
+fn exporter_and_tls_unique() {
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    assert!(matches!(
+        p.client.export_keying_material("EXPORTER-test", None, 32),
+        Err(EngineError::NotConnected)
+    ));
+    assert_eq!(p.client.tls_unique(), None);
+    p.handshake().unwrap();
+    let a = p
+        .client
+        .export_keying_material("EXPORTER-test", Some(b"ctx"), 48)
+        .unwrap();
+    let b = p
+        .server
+        .export_keying_material("EXPORTER-test", Some(b"ctx"), 48)
+        .unwrap();
+    assert_eq!(a.len(), 48);
+    assert_eq!(a, b);
+    let other = p
+        .client
+        .export_keying_material("EXPORTER-other", Some(b"ctx"), 48)
+        .unwrap();
+    assert_ne!(a, other);
+
+    let cf = p.client.finished().unwrap();
+    let sf = p.server.finished().unwrap();
+    assert_eq!(cf.len(), 12);
+    assert_ne!(cf, sf);
+    assert_eq!(p.client.peer_finished().unwrap(), sf);
+    assert_eq!(p.server.peer_finished().unwrap(), cf);
+    assert_eq!(p.client.tls_unique().unwrap(), cf);
+    assert_eq!(p.server.tls_unique().unwrap(), cf);
+}
+
+#[test]
+fn peer_chain_der_leaf_first_on_both_sides() {
+    let pki = pki();
+    let config = ContextConfig {
+        client_auth: ClientAuth::Require,
+        ..Default::default()
+    };
+    let mut p = Pair::with(&pki, &config);
+    let client = &pki.client;
+    let chain = vec![pki.ca.clone()];
+    p.client
+        .set_client_certificate(&client.certificate, &client.key, &chain)
+        .unwrap();
+    assert!(p.client.peer_chain_der().is_empty());
+    p.handshake().unwrap();
+    assert_eq!(
+        p.client.peer_chain_der(),
+        vec![
+            pki.server.certificate.to_der().unwrap(),
+            pki.server.chain[0].to_der().unwrap()
+        ]
+    );
+    assert_eq!(
+        p.server.peer_chain_der(),
+        vec![
+            client.certificate.to_der().unwrap(),
+            pki.ca.to_der().unwrap()
+        ]
+    );
+}
+
+#[test]
+fn client_ca_list_reaches_client() {
+    let pki = pki();
+    let ca_name = pki.ca.subject_name().to_der().unwrap();
+    let other = name("Another CA").to_der().unwrap();
+    let config = ContextConfig {
+        client_auth: ClientAuth::Request,
+        client_ca_names: vec![ca_name.clone(), other.clone()],
+        ..Default::default()
+    };
+    let mut p = Pair::with(&pki, &config);
+    p.handshake().unwrap();
+    assert_eq!(p.client.client_ca_names(), vec![ca_name, other]);
+    // Requested but none sent: accepted; the caller decides.
+    assert!(p.server.peer_chain_der().is_empty());
+
+    // Not requested: nothing received.
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.handshake().unwrap();
+    assert!(p.client.client_ca_names().is_empty());
+}
+
+#[test]
+fn client_certificate_required() {
+    let pki = pki();
+    let config = ContextConfig {
+        client_auth: ClientAuth::Require,
+        ..Default::default()
+    };
+    // Without a certificate the server fails and alerts the client.
+    let mut p = Pair::with(&pki, &config);
+    let (server_err, client_err) = match p.handshake() {
+        Err((first, second)) => (first, second),
+        Ok(()) => panic!("handshake without required client certificate"),
+    };
+    assert!(
+        matches!(server_err, EngineError::Handshake(_)),
+        "{server_err:?}"
+    );
+    assert!(client_err.is_none());
+    // Sticky.
+    assert_eq!(p.server.handshake(), Err(server_err));
+    assert_eq!(p.server.write_record(b"x"), Err(EngineError::Closed));
+    p.pump();
+    match p.client.handshake() {
+        Err(EngineError::Handshake(msg)) => assert!(msg.contains("alert"), "{msg}"),
+        other => panic!("{other:?}"),
+    }
+
+    // With one (self-signed, unknown to anyone: OpenSSL must not judge).
+    let mut p = Pair::with(&pki, &config);
+    let key = ec_key();
+    let selfsigned = cert("self.client", &key, None, false, 0);
+    p.client
+        .set_client_certificate(&selfsigned, &key, &[])
+        .unwrap();
+    p.handshake().unwrap();
+    assert_eq!(
+        p.server.peer_chain_der(),
+        vec![selfsigned.to_der().unwrap()]
+    );
+}
+
+#[test]
+fn max_version_option() {
+    let pki = pki();
+    let config = ContextConfig {
+        max_version: Some(SslVersion::DTLS1_2),
+        ..Default::default()
+    };
+    let c = client_context(&config).unwrap();
+    let s = server_context(&pki.server, &config).unwrap();
+    let mut p = Pair::new(&c, &s);
+    p.handshake().unwrap();
+    assert_eq!(p.server.protocol_version(), Some("DTLSv1.2"));
+
+    // A client limited to DTLS 1.0 cannot reach a DTLS 1.2-only server.
+    let old = ContextConfig {
+        min_version: Some(SslVersion::DTLS1),
+        max_version: Some(SslVersion::DTLS1),
+        ..Default::default()
+    };
+    let c = client_context(&old).unwrap();
+    let mut p = Pair::new(&c, &s);
+    assert!(p.handshake().is_err());
+}
+
+#[test]
+fn garbage_during_handshake_is_ignored() {
+    // DTLS discards undecodable datagrams rather than failing.
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.server.push_datagram(b"definitely not DTLS");
+    p.handshake().unwrap();
+    p.client
+        .push_datagram(&[0x17, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0, 4, 1, 2, 3, 4]);
+    let mut buf = [0u8; 16];
+    assert_eq!(p.client.read_record(&mut buf), Ok(ReadStatus::WantRead));
+}
+
+/// `cargo test --release -- --ignored --nocapture bench_handshakes`
+#[test]
+#[ignore]
+fn bench_handshakes() {
+    let pki = pki();
+    let c = client_context(&ContextConfig::default()).unwrap();
+    let s = server_context(&pki.server, &ContextConfig::default()).unwrap();
+    let rounds = 200;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        let mut p = Pair::new(&c, &s);
+        p.handshake().unwrap();
+    }
+    let per = start.elapsed().as_secs_f64() * 1000.0 / rounds as f64;
+    println!("{rounds} in-memory DTLS 1.2 handshakes (EC P-256): {per:.3} ms each");
+
+    let big = big_identity();
+    let s = server_context(&big, &ContextConfig::default()).unwrap();
+    let start = Instant::now();
+    for _ in 0..rounds {
+        let mut p = Pair::new(&c, &s);
+        p.handshake().unwrap();
+    }
+    let per = start.elapsed().as_secs_f64() * 1000.0 / rounds as f64;
+    println!("{rounds} handshakes, RSA-4096 leaf + 3 intermediates: {per:.3} ms each");
+}
+
+#[test]
+fn engine_is_send() {
+    // The GIO connection moves its engine between threads behind a lock.
+    fn assert_send<T: Send>() {}
+    assert_send::<Engine>();
+    assert_send::<EngineError>();
+}

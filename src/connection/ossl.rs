@@ -1,0 +1,163 @@
+//! Safe wrappers for the few OpenSSL 3.0 calls rust-openssl does not bind:
+//! the DTLS timer, the data MTU, `SSL_set_options` on an `SSL`, and the
+//! client-CA list a client received. Every `unsafe` block of the engine
+//! lives here.
+#![allow(unsafe_code)]
+
+use std::ffi::{c_int, c_long, c_uint, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use foreign_types::ForeignTypeRef;
+use openssl::ssl::{Ssl, SslOptions, SslRef, SslStream};
+use openssl::stack::StackRef;
+use openssl::x509::X509Name;
+use openssl_sys as ffi;
+
+/// `DTLS_CTRL_GET_TIMEOUT` (`DTLSv1_get_timeout`).
+const DTLS_CTRL_GET_TIMEOUT: c_int = 73;
+/// `DTLS_CTRL_HANDLE_TIMEOUT` (`DTLSv1_handle_timeout`).
+const DTLS_CTRL_HANDLE_TIMEOUT: c_int = 74;
+/// `DTLS_CTRL_SET_LINK_MTU` (`DTLS_set_link_mtu`).
+const DTLS_CTRL_SET_LINK_MTU: c_int = 120;
+/// OpenSSL's own ceiling for the retransmission timer.
+const MAX_TIMEOUT_US: u32 = 60_000_000;
+
+type DtlsTimerCb = unsafe extern "C" fn(*mut ffi::SSL, c_uint) -> c_uint;
+
+extern "C" {
+    // All present since OpenSSL 1.1.1; signatures as in OpenSSL 3.0's ssl.h.
+    fn DTLS_get_data_mtu(s: *const ffi::SSL) -> usize;
+    fn DTLS_set_timer_cb(s: *mut ffi::SSL, cb: Option<DtlsTimerCb>);
+    fn SSL_set_options(s: *mut ffi::SSL, op: u64) -> u64;
+    fn SSL_get_client_CA_list(s: *const ffi::SSL) -> *mut ffi::stack_st_X509_NAME;
+}
+
+/// Gives `&mut SslRef` for the `Ssl` owned by `stream`, for the setters
+/// rust-openssl only offers on `&mut SslRef`.
+pub(crate) fn ssl_mut<S>(stream: &mut SslStream<S>) -> &mut SslRef {
+    let ptr = stream.ssl().as_ptr();
+    // SAFETY: `ptr` is the live `SSL` owned by `stream`, and we hold the
+    // only (`&mut`) borrow of the stream for the lifetime of the result, so
+    // no other Rust reference to that `SslRef` can be used meanwhile.
+    unsafe { SslRef::from_ptr_mut(ptr) }
+}
+
+/// ORs `options` into the SSL's options (`SSL_set_options`).
+pub(crate) fn set_options(ssl: &mut SslRef, options: SslOptions) {
+    // SAFETY: `ssl` is a live SSL we hold mutably; the call only ORs bits
+    // into its option word.
+    unsafe { SSL_set_options(ssl.as_ptr(), options.bits()) };
+}
+
+/// Makes `mtu` (bytes per datagram, headers of the DTLS records included)
+/// the size OpenSSL fragments to, and stops OpenSSL from querying or
+/// lowering it behind our back (which it does after two timeouts, asking
+/// the BIO for a fallback MTU it does not have).
+pub(crate) fn set_mtu(ssl: &mut SslRef, mtu: u32) -> bool {
+    set_options(ssl, SslOptions::NO_QUERY_MTU);
+    let ptr = ssl.as_ptr();
+    // SAFETY: `ptr` is a live SSL we hold mutably; `DTLS_set_link_mtu` only
+    // stores the value (after a range check) and takes no pointer argument.
+    let link = unsafe {
+        ffi::SSL_ctrl(
+            ptr,
+            DTLS_CTRL_SET_LINK_MTU,
+            mtu as c_long,
+            std::ptr::null_mut(),
+        )
+    };
+    // The link MTU takes effect at the next write; `SSL_set_mtu` makes it
+    // effective now, so `DTLS_get_data_mtu` agrees at once.
+    link == 1 && ssl.set_mtu(mtu).is_ok()
+}
+
+/// The largest plaintext one record can carry within the current MTU with
+/// the negotiated cipher (`DTLS_get_data_mtu`); 0 before a cipher is set.
+pub(crate) fn data_mtu(ssl: &SslRef) -> usize {
+    // SAFETY: `ssl` is a live SSL; the call only reads it.
+    unsafe { DTLS_get_data_mtu(ssl.as_ptr()) }
+}
+
+/// Time left on the DTLS retransmission timer (`DTLSv1_get_timeout`); `None`
+/// when no timer runs. OpenSSL reports less than 15 ms left as zero.
+pub(crate) fn get_timeout(ssl: &SslRef) -> Option<Duration> {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    // SAFETY: DTLS_CTRL_GET_TIMEOUT writes one `struct timeval` through
+    // `parg`, which points at our local; the SSL is live.
+    let running = unsafe {
+        ffi::SSL_ctrl(
+            ssl.as_ptr(),
+            DTLS_CTRL_GET_TIMEOUT,
+            0,
+            (&mut tv as *mut libc::timeval).cast::<c_void>(),
+        )
+    };
+    (running == 1).then(|| {
+        Duration::from_secs(tv.tv_sec.max(0) as u64)
+            + Duration::from_micros(tv.tv_usec.max(0) as u64)
+    })
+}
+
+/// `DTLSv1_handle_timeout`: 1 when the last flight was queued again, 0 when
+/// the timer had not expired, -1 when OpenSSL gave up (too many timeouts).
+pub(crate) fn handle_timeout(ssl: &mut SslRef) -> c_long {
+    // SAFETY: the SSL is live and mutably held; the ctrl takes no argument.
+    unsafe {
+        ffi::SSL_ctrl(
+            ssl.as_ptr(),
+            DTLS_CTRL_HANDLE_TIMEOUT,
+            0,
+            std::ptr::null_mut(),
+        )
+    }
+}
+
+/// Initial retransmission timeout per SSL, in microseconds.
+fn timer_index() -> openssl::ex_data::Index<Ssl, u32> {
+    static INDEX: OnceLock<openssl::ex_data::Index<Ssl, u32>> = OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ran out of ex_data indices"))
+}
+
+/// Installs our timer callback: the first timeout of every flight is
+/// `initial`, each retransmission doubles it, up to 60 s (OpenSSL's own
+/// policy, but with a chosen start instead of a fixed 1 s).
+pub(crate) fn set_initial_timeout(ssl: &mut SslRef, initial: Duration) {
+    let us = initial.as_micros().clamp(1, u128::from(MAX_TIMEOUT_US)) as u32;
+    ssl.set_ex_data(timer_index(), us);
+    // SAFETY: the SSL is live; `timer_cb` matches `DTLS_timer_cb` and
+    // stays valid for the life of the program.
+    unsafe { DTLS_set_timer_cb(ssl.as_ptr(), Some(timer_cb)) };
+}
+
+unsafe extern "C" fn timer_cb(ssl: *mut ffi::SSL, timer_us: c_uint) -> c_uint {
+    let next = catch_unwind(AssertUnwindSafe(|| {
+        if timer_us != 0 {
+            return timer_us.saturating_mul(2).min(MAX_TIMEOUT_US);
+        }
+        // SAFETY: OpenSSL calls us with the live SSL whose timer this is.
+        let ssl = unsafe { SslRef::from_ptr(ssl) };
+        ssl.ex_data(timer_index()).copied().unwrap_or(1_000_000)
+    }));
+    // A panic cannot really happen here, but must not unwind into C.
+    next.unwrap_or(1_000_000)
+}
+
+/// DER-encoded names of the client-CA list: on a client, the names the
+/// server sent in its CertificateRequest; on a server, its configured list.
+pub(crate) fn client_ca_names(ssl: &SslRef) -> Vec<Vec<u8>> {
+    // SAFETY: the SSL is live; the returned stack (possibly NULL) is owned
+    // by the SSL and not freed by us.
+    let list = unsafe { SSL_get_client_CA_list(ssl.as_ptr()) };
+    if list.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: non-null stack of X509_NAME owned by `ssl`, which outlives
+    // this borrow (we hold `&SslRef` until we return).
+    let names: &StackRef<X509Name> = unsafe { StackRef::from_ptr(list) };
+    names.iter().filter_map(|n| n.to_der().ok()).collect()
+}
