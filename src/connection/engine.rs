@@ -37,6 +37,9 @@ use openssl::x509::{X509Name, X509Ref, X509};
 use super::bio::DatagramTransport;
 use super::ossl;
 
+/// `SSL_ERROR_WANT_X509_LOOKUP`, which the `openssl` crate does not name.
+const SSL_ERROR_WANT_X509_LOOKUP: std::ffi::c_int = 4;
+
 /// Datagram size used until [`Engine::set_mtu`]: glib-networking's choice.
 pub const DEFAULT_MTU: u32 = 1400;
 /// Smallest MTU OpenSSL accepts.
@@ -122,6 +125,7 @@ impl fmt::Debug for Identity {
 pub fn client_context(config: &ContextConfig) -> Result<SslContext, EngineError> {
     let mut builder = base_context(SslMethod::dtls_client(), config)?;
     builder.set_verify(SslVerifyMode::NONE);
+    ossl::install_cert_request_hook(&mut builder);
     Ok(builder.build())
 }
 
@@ -212,6 +216,10 @@ pub enum HandshakeStatus {
     Done,
     /// Needs the next datagram, or the timer ([`Engine::timeout`]).
     WantRead,
+    /// Client only, after [`Engine::pause_on_certificate_request`]: the
+    /// server asked for a certificate and none is set. Set one (or not)
+    /// with [`Engine::set_client_certificate`] and call `handshake` again.
+    WantCertificate,
 }
 
 /// Outcome of a successful [`Engine::read_record`].
@@ -488,6 +496,12 @@ impl Engine {
 
     // ---- handshake and timer ---------------------------------------------
 
+    /// Client: pause the handshake with [`HandshakeStatus::WantCertificate`]
+    /// when the server requests a certificate and none is set.
+    pub fn pause_on_certificate_request(&mut self) {
+        ossl::pause_on_certificate_request(ossl::ssl_mut(&mut self.stream));
+    }
+
     /// Advances the handshake with the queued datagrams. Queues the
     /// answers for [`Engine::pop_datagram`]. A failure is final and also
     /// queues an alert to send.
@@ -500,6 +514,9 @@ impl Engine {
         let result = self.stream.do_handshake();
         let oversize = self.take_oversize();
         match result {
+            Err(e) if e.code() == ErrorCode::from_raw(SSL_ERROR_WANT_X509_LOOKUP) => {
+                Ok(HandshakeStatus::WantCertificate)
+            }
             Ok(()) => {
                 self.state = State::Connected;
                 self.apply_mtu()?;

@@ -32,6 +32,11 @@ extern "C" {
     fn DTLS_set_timer_cb(s: *mut ffi::SSL, cb: Option<DtlsTimerCb>);
     fn SSL_set_options(s: *mut ffi::SSL, op: u64) -> u64;
     fn SSL_get_client_CA_list(s: *const ffi::SSL) -> *mut ffi::stack_st_X509_NAME;
+    fn SSL_CTX_set_cert_cb(
+        ctx: *mut ffi::SSL_CTX,
+        cb: Option<unsafe extern "C" fn(*mut ffi::SSL, *mut c_void) -> c_int>,
+        arg: *mut c_void,
+    );
 }
 
 /// Gives `&mut SslRef` for the `Ssl` owned by `stream`, for the setters
@@ -160,4 +165,46 @@ pub(crate) fn client_ca_names(ssl: &SslRef) -> Vec<Vec<u8>> {
     // this borrow (we hold `&SslRef` until we return).
     let names: &StackRef<X509Name> = unsafe { StackRef::from_ptr(list) };
     names.iter().filter_map(|n| n.to_der().ok()).collect()
+}
+
+/// Whether a client pauses its handshake when the server asks for a
+/// certificate and none is set, so the caller can find one (GTlsInteraction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CertRequest {
+    Ask,
+    Asked,
+}
+
+fn cert_request_index() -> openssl::ex_data::Index<Ssl, CertRequest> {
+    static INDEX: OnceLock<openssl::ex_data::Index<Ssl, CertRequest>> = OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex_data index"))
+}
+
+/// Installs the certificate callback on a client context: it suspends the
+/// handshake (SSL_ERROR_WANT_X509_LOOKUP) once for SSLs that asked for it.
+pub(crate) fn install_cert_request_hook(ctx: &mut openssl::ssl::SslContextBuilder) {
+    // SAFETY: the context is live; `cert_cb` matches the callback type and
+    // lives for the program's duration; the argument is unused.
+    unsafe { SSL_CTX_set_cert_cb(ctx.as_ptr(), Some(cert_cb), std::ptr::null_mut()) };
+}
+
+/// Makes the next certificate request from the server pause the handshake.
+pub(crate) fn pause_on_certificate_request(ssl: &mut SslRef) {
+    ssl.set_ex_data(cert_request_index(), CertRequest::Ask);
+}
+
+unsafe extern "C" fn cert_cb(ssl: *mut ffi::SSL, _arg: *mut c_void) -> c_int {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: OpenSSL calls us with the live SSL being handshaken.
+        let ssl = unsafe { SslRef::from_ptr_mut(ssl) };
+        let has_certificate = ssl.certificate().is_some();
+        match ssl.ex_data_mut(cert_request_index()) {
+            Some(state @ CertRequest::Ask) if !has_certificate => {
+                *state = CertRequest::Asked;
+                -1
+            }
+            _ => 1,
+        }
+    }));
+    result.unwrap_or(1)
 }

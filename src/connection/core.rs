@@ -1,0 +1,394 @@
+//! The connection core shared by client and server: one [`Engine`], the
+//! base socket, and the loops that move datagrams between them under GIO's
+//! timeout and cancellation rules. No GObject here; verification and
+//! properties live in the connection type, which drives this.
+//!
+//! Lock order: an operation lock (`read_op` / `write_op`) first, then
+//! `engine`, `outgoing`, `incoming` briefly, never while waiting on the
+//! socket or calling application code.
+
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use gio::prelude::*;
+use std::time::{Duration, Instant};
+
+use super::engine::{Engine, EngineError, HandshakeStatus, ReadStatus};
+use super::io::{self, Woken};
+use crate::error;
+
+/// When a blocking operation gives up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    /// Timeout 0: never block (`G_IO_ERROR_WOULD_BLOCK`).
+    Now,
+    /// Positive timeout (`G_IO_ERROR_TIMED_OUT`).
+    At(Instant),
+    /// Negative timeout: block until done.
+    Never,
+}
+
+impl Deadline {
+    /// From a GIO timeout in microseconds.
+    pub fn from_timeout_us(timeout: i64) -> Deadline {
+        match timeout {
+            0 => Deadline::Now,
+            t if t < 0 => Deadline::Never,
+            t => Deadline::At(Instant::now() + Duration::from_micros(t as u64)),
+        }
+    }
+
+    fn instant(self) -> Option<Instant> {
+        match self {
+            Deadline::At(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The error for giving up at this deadline.
+    fn expired_error(self) -> glib::Error {
+        match self {
+            Deadline::Now => error::io(gio::IOErrorEnum::WouldBlock, "Operation would block"),
+            _ => error::io(gio::IOErrorEnum::TimedOut, "Socket I/O timed out"),
+        }
+    }
+
+    fn passed(self) -> bool {
+        match self {
+            Deadline::Now => true,
+            Deadline::At(t) => Instant::now() >= t,
+            Deadline::Never => false,
+        }
+    }
+}
+
+/// What the handshake needs next.
+#[derive(Debug)]
+pub enum Step {
+    /// OpenSSL's handshake is complete (the caller verifies the peer).
+    Done,
+    /// The server asked for a client certificate and none is set.
+    WantCertificate,
+    /// Wait for the base socket or the DTLS timer, then step again.
+    Wait(Wait),
+}
+
+/// A condition on the base socket, and when to step anyway (DTLS timer).
+#[derive(Debug, Clone, Copy)]
+pub struct Wait {
+    pub condition: glib::IOCondition,
+    pub deadline: Option<Instant>,
+}
+
+/// One received record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    Data(usize),
+    /// close_notify: no more data.
+    Eof,
+}
+
+/// Datagrams pulled from the socket per call, so one busy peer cannot keep
+/// an operation looping forever.
+const MAX_PULL: usize = 64;
+
+/// Maps an engine error to the GIO error the documentation promises.
+pub fn engine_error(e: EngineError) -> glib::Error {
+    use gio::IOErrorEnum as Io;
+    match e {
+        EngineError::Handshake(m) => error::tls(gio::TlsError::Handshake, format!("DTLS handshake failed: {m}")),
+        EngineError::Protocol(m) => error::tls(gio::TlsError::Misc, format!("DTLS protocol error: {m}")),
+        EngineError::NotConnected => error::io(Io::WouldBlock, "The DTLS handshake is not complete"),
+        EngineError::Closed => error::io(Io::Closed, "The DTLS connection is closed"),
+        EngineError::MessageTooLarge { max } => error::io(
+            Io::MessageTooLarge,
+            format!("Message too large for one DTLS record at the current MTU (at most {max} bytes)"),
+        ),
+        EngineError::Truncated { needed } => error::io(
+            Io::MessageTooLarge,
+            format!(
+                "Received a {needed}-byte datagram, larger than the buffers given; it was kept: receive again with a buffer of at least {needed} bytes"
+            ),
+        ),
+        EngineError::DatagramTooLarge { size, max } => error::io(
+            Io::MessageTooLarge,
+            format!("Dropped a {size}-byte datagram: larger than the {max} bytes DTLS can read"),
+        ),
+        EngineError::Config(m) => error::io(Io::InvalidArgument, format!("Invalid DTLS configuration: {m}")),
+    }
+}
+
+pub struct Core {
+    base: gio::DatagramBased,
+    engine: Mutex<Engine>,
+    /// A datagram the base socket refused (would block), sent first next time.
+    outgoing: Mutex<Option<Vec<u8>>>,
+    /// Receive buffer for the base socket.
+    incoming: Mutex<Box<[u8]>>,
+    /// Serialise operations per direction, as GIO expects.
+    pub read_op: Mutex<()>,
+    pub write_op: Mutex<()>,
+    handshake: Mutex<HandshakeState>,
+    handshake_changed: Condvar,
+}
+
+/// Who drives the handshake, and how it ended.
+#[derive(Debug, Default)]
+struct HandshakeState {
+    driving: bool,
+    outcome: Option<Result<(), glib::Error>>,
+}
+
+/// The right to drive the handshake; released on drop.
+pub struct Driver<'a>(&'a Core);
+
+impl Drop for Driver<'_> {
+    fn drop(&mut self) {
+        let mut hs = self.0.handshake.lock().unwrap();
+        hs.driving = false;
+        self.0.handshake_changed.notify_all();
+    }
+}
+
+impl Driver<'_> {
+    /// Records the handshake's final result (errors are sticky).
+    pub fn finish(self, result: Result<(), glib::Error>) -> Result<(), glib::Error> {
+        let mut hs = self.0.handshake.lock().unwrap();
+        hs.outcome = Some(result.clone());
+        result
+    }
+}
+
+/// Result of [`Core::claim_handshake`].
+pub enum Claim<'a> {
+    /// The handshake already ended this way.
+    Finished(Result<(), glib::Error>),
+    /// The caller drives it.
+    Drive(Driver<'a>),
+}
+
+impl Core {
+    pub fn new(base: gio::DatagramBased, engine: Engine) -> Core {
+        Core {
+            base,
+            engine: Mutex::new(engine),
+            outgoing: Mutex::new(None),
+            incoming: Mutex::new(vec![0; io::MAX_DATAGRAM].into_boxed_slice()),
+            read_op: Mutex::new(()),
+            write_op: Mutex::new(()),
+            handshake: Mutex::new(HandshakeState::default()),
+            handshake_changed: Condvar::new(),
+        }
+    }
+
+    pub fn base(&self) -> &gio::DatagramBased {
+        &self.base
+    }
+
+    pub fn engine(&self) -> MutexGuard<'_, Engine> {
+        self.engine.lock().unwrap()
+    }
+
+    /// The handshake's outcome, if it ended.
+    pub fn handshake_outcome(&self) -> Option<Result<(), glib::Error>> {
+        self.handshake.lock().unwrap().outcome.clone()
+    }
+
+    /// Takes the right to drive the handshake, or waits (until `deadline`)
+    /// for the thread that has it.
+    pub fn claim_handshake(&self, deadline: Deadline) -> Result<Claim<'_>, glib::Error> {
+        let mut hs = self.handshake.lock().unwrap();
+        loop {
+            if let Some(outcome) = &hs.outcome {
+                return Ok(Claim::Finished(outcome.clone()));
+            }
+            if !hs.driving {
+                hs.driving = true;
+                return Ok(Claim::Drive(Driver(self)));
+            }
+            match deadline {
+                Deadline::Now => return Err(deadline.expired_error()),
+                Deadline::Never => hs = self.handshake_changed.wait(hs).unwrap(),
+                Deadline::At(t) => {
+                    let left = t.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(deadline.expired_error());
+                    }
+                    hs = self.handshake_changed.wait_timeout(hs, left).unwrap().0;
+                }
+            }
+        }
+    }
+
+    /// Sends queued datagrams without blocking; false if the socket would
+    /// block with some left.
+    pub fn flush(&self) -> Result<bool, glib::Error> {
+        let mut stash = self.outgoing.lock().unwrap();
+        loop {
+            let datagram = match stash.take() {
+                Some(d) => d,
+                None => match self.engine().pop_datagram() {
+                    Some(d) => d,
+                    None => return Ok(true),
+                },
+            };
+            if !io::try_send(&self.base, &datagram)? {
+                *stash = Some(datagram);
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Whether a datagram is waiting for the socket to accept it.
+    pub fn has_unsent(&self) -> bool {
+        self.outgoing.lock().unwrap().is_some() || self.engine().has_outgoing()
+    }
+
+    /// Flushes, waiting for the socket as `deadline` allows.
+    fn flush_blocking(&self, deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+        while !self.flush()? {
+            if deadline.passed() {
+                return Err(deadline.expired_error());
+            }
+            io::wait(&self.base, glib::IOCondition::OUT, deadline.instant(), cancellable)?;
+        }
+        Ok(())
+    }
+
+    /// Moves datagrams waiting on the socket into the engine, without
+    /// blocking. Returns how many.
+    pub fn pull(&self) -> Result<usize, glib::Error> {
+        let mut buf = self.incoming.lock().unwrap();
+        let mut n = 0;
+        while n < MAX_PULL {
+            match io::try_receive(&self.base, &mut buf)? {
+                Some(len) => {
+                    self.engine().push_datagram(&buf[..len]);
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        Ok(n)
+    }
+
+    /// Runs the DTLS timer if it expired (retransmits the last flight).
+    /// Returns when it will next expire.
+    fn run_timer(&self) -> Result<Option<Instant>, glib::Error> {
+        let mut engine = self.engine();
+        match engine.timeout() {
+            Some(left) if left.is_zero() => {
+                engine.handle_timeout().map_err(engine_error)?;
+                Ok(engine.timeout().map(|t| Instant::now() + t))
+            }
+            Some(left) => Ok(Some(Instant::now() + left)),
+            None => Ok(None),
+        }
+    }
+
+    /// Advances the handshake as far as possible without blocking.
+    pub fn handshake_step(&self) -> Result<Step, glib::Error> {
+        loop {
+            if !self.flush()? {
+                return Ok(Step::Wait(Wait { condition: glib::IOCondition::OUT, deadline: None }));
+            }
+            self.pull()?;
+            let status = self.engine().handshake();
+            // Even a failure may have queued an alert for the peer.
+            let flushed = self.flush();
+            let status = status.map_err(engine_error)?;
+            if !flushed? {
+                return Ok(Step::Wait(Wait { condition: glib::IOCondition::OUT, deadline: None }));
+            }
+            match status {
+                HandshakeStatus::Done => return Ok(Step::Done),
+                HandshakeStatus::WantCertificate => return Ok(Step::WantCertificate),
+                HandshakeStatus::WantRead => {
+                    let timer = self.run_timer()?;
+                    if self.has_unsent() || self.pull()? > 0 {
+                        continue;
+                    }
+                    return Ok(Step::Wait(Wait { condition: glib::IOCondition::IN, deadline: timer }));
+                }
+            }
+        }
+    }
+
+    /// Drives the handshake to completion, blocking as `deadline` allows.
+    /// Returns `WantCertificate` to the caller, which resolves it and calls
+    /// again.
+    pub fn handshake_blocking(&self, deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<Step, glib::Error> {
+        loop {
+            if let Some(c) = cancellable {
+                c.set_error_if_cancelled()?;
+            }
+            match self.handshake_step()? {
+                Step::Wait(w) => self.wait(w, deadline, cancellable)?,
+                done => return Ok(done),
+            }
+        }
+    }
+
+    /// Waits for `w`, bounded by `deadline` (whose expiry is an error).
+    fn wait(&self, w: Wait, deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+        if deadline.passed() {
+            return Err(deadline.expired_error());
+        }
+        let until = match (w.deadline, deadline.instant()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let woken = io::wait(&self.base, w.condition, until, cancellable)?;
+        if woken == Woken::Deadline && deadline.passed() {
+            return Err(deadline.expired_error());
+        }
+        Ok(())
+    }
+
+    /// Receives one record into `buf`.
+    pub fn read(&self, buf: &mut [u8], deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<Received, glib::Error> {
+        loop {
+            if let Some(c) = cancellable {
+                c.set_error_if_cancelled()?;
+            }
+            let status = self.engine().read_record(buf);
+            self.flush()?;
+            match status.map_err(engine_error)? {
+                ReadStatus::Data(n) => return Ok(Received::Data(n)),
+                ReadStatus::Closed => return Ok(Received::Eof),
+                ReadStatus::WantRead => {}
+            }
+            // After the handshake the timer may still be running (our last
+            // flight, until the peer shows it got it).
+            let timer = self.run_timer()?;
+            if self.pull()? > 0 {
+                continue;
+            }
+            if deadline.passed() {
+                return Err(deadline.expired_error());
+            }
+            self.wait(Wait { condition: glib::IOCondition::IN, deadline: timer }, deadline, cancellable)?;
+        }
+    }
+
+    /// Sends one record. With `Deadline::Now` a record the socket refused
+    /// stays queued and goes out with the next operation.
+    pub fn write(&self, data: &[u8], deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+        if let Some(c) = cancellable {
+            c.set_error_if_cancelled()?;
+        }
+        // Nothing is consumed while earlier datagrams are still stuck.
+        self.flush_blocking(deadline, cancellable)?;
+        self.engine().write_record(data).map_err(engine_error)?;
+        match deadline {
+            Deadline::Now => self.flush().map(|_| ()),
+            _ => self.flush_blocking(deadline, cancellable),
+        }
+    }
+
+    /// Queues close_notify and sends it.
+    pub fn close_notify(&self, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+        let r = self.engine().shutdown();
+        r.map_err(engine_error)?;
+        self.flush_blocking(Deadline::Never, cancellable)
+    }
+}

@@ -1,0 +1,183 @@
+//! The base socket, touched only the way the strictest GDatagramBased
+//! allows: `create_source`, and send/receive with flags 0 and timeout 0.
+//! Blocking waits run a private main context on the calling thread.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use gio::prelude::*;
+use glib::translate::*;
+
+/// Largest UDP payload; a receive buffer this big never truncates.
+pub const MAX_DATAGRAM: usize = 65_536;
+
+/// Receives one datagram into `buf` without blocking: `Ok(None)` when
+/// none is queued.
+pub fn try_receive(base: &gio::DatagramBased, buf: &mut [u8]) -> Result<Option<usize>, glib::Error> {
+    let mut vector = gio::ffi::GInputVector { buffer: buf.as_mut_ptr() as *mut _, size: buf.len() };
+    let mut message = gio::ffi::GInputMessage {
+        address: std::ptr::null_mut(),
+        vectors: &mut vector,
+        num_vectors: 1,
+        bytes_received: 0,
+        flags: 0,
+        control_messages: std::ptr::null_mut(),
+        num_control_messages: std::ptr::null_mut(),
+    };
+    let mut error = std::ptr::null_mut();
+    // SAFETY: one message over one vector covering `buf`, which outlives the
+    // call; flags 0 and timeout 0 as the base-socket rule requires.
+    let n = unsafe {
+        gio::ffi::g_datagram_based_receive_messages(
+            base.to_glib_none().0,
+            &mut message,
+            1,
+            0,
+            0,
+            std::ptr::null_mut(),
+            &mut error,
+        )
+    };
+    if n < 0 {
+        // SAFETY: on failure GIO set an error we now own.
+        let e: glib::Error = unsafe { from_glib_full(error) };
+        return if e.matches(gio::IOErrorEnum::WouldBlock) { Ok(None) } else { Err(e) };
+    }
+    Ok((n == 1).then_some(message.bytes_received))
+}
+
+/// Sends one datagram without blocking: `Ok(false)` when the socket would
+/// block (the caller waits for `G_IO_OUT` and retries).
+pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Error> {
+    let vector = gio::ffi::GOutputVector { buffer: data.as_ptr() as *const _, size: data.len() };
+    let mut message = gio::ffi::GOutputMessage {
+        address: std::ptr::null_mut(),
+        vectors: &vector as *const _ as *mut _,
+        num_vectors: 1,
+        bytes_sent: 0,
+        control_messages: std::ptr::null_mut(),
+        num_control_messages: 0,
+    };
+    let mut error = std::ptr::null_mut();
+    // SAFETY: one message over one vector covering `data`, which outlives
+    // the call; flags 0 and timeout 0.
+    let n = unsafe {
+        gio::ffi::g_datagram_based_send_messages(
+            base.to_glib_none().0,
+            &mut message,
+            1,
+            0,
+            0,
+            std::ptr::null_mut(),
+            &mut error,
+        )
+    };
+    if n < 0 {
+        // SAFETY: on failure GIO set an error we now own.
+        let e: glib::Error = unsafe { from_glib_full(error) };
+        return if e.matches(gio::IOErrorEnum::WouldBlock) { Ok(false) } else { Err(e) };
+    }
+    Ok(n == 1)
+}
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// The base socket reported the condition (or may have).
+    Ready,
+    /// The deadline passed first.
+    Deadline,
+}
+
+thread_local! {
+    /// One private context per thread for blocking waits; never the
+    /// caller's, so no application source runs inside our waits.
+    static WAIT_CONTEXT: glib::MainContext = glib::MainContext::new();
+}
+
+/// Blocks until `base` reports `condition`, `deadline` passes, or
+/// `cancellable` is cancelled (then `G_IO_ERROR_CANCELLED`).
+pub fn wait(
+    base: &gio::DatagramBased,
+    condition: glib::IOCondition,
+    deadline: Option<Instant>,
+    cancellable: Option<&gio::Cancellable>,
+) -> Result<Woken, glib::Error> {
+    if let Some(c) = cancellable {
+        c.set_error_if_cancelled()?;
+    }
+    WAIT_CONTEXT.with(|ctx| {
+        // 0: not yet, 1: ready, 2: deadline.
+        let woken = Arc::new(AtomicU8::new(0));
+        let w = woken.clone();
+        let source = base.create_source(
+            condition | glib::IOCondition::ERR | glib::IOCondition::HUP,
+            cancellable,
+            None,
+            glib::Priority::DEFAULT,
+            move |_, _| {
+                w.store(1, Ordering::Relaxed);
+                glib::ControlFlow::Break
+            },
+        );
+        source.attach(Some(ctx));
+        let timer = deadline.map(|d| {
+            let w = woken.clone();
+            let source = glib::timeout_source_new(
+                d.saturating_duration_since(Instant::now()),
+                None,
+                glib::Priority::DEFAULT,
+                move || {
+                    w.store(2, Ordering::Relaxed);
+                    glib::ControlFlow::Break
+                },
+            );
+            source.attach(Some(ctx));
+            source
+        });
+        let cancel_source = cancellable.map(|c| cancellable_source(c, ctx));
+        while woken.load(Ordering::Relaxed) == 0 && !cancellable.is_some_and(|c| c.is_cancelled()) {
+            ctx.iteration(true);
+        }
+        source.destroy();
+        if let Some(t) = timer {
+            t.destroy();
+        }
+        if let Some(c) = cancel_source {
+            c.destroy();
+        }
+        if let Some(c) = cancellable {
+            c.set_error_if_cancelled()?;
+        }
+        Ok(if woken.load(Ordering::Relaxed) == 2 { Woken::Deadline } else { Woken::Ready })
+    })
+}
+
+/// A source that wakes `ctx` when `c` is cancelled (GSource of a
+/// cancellable requires a callback; ours does nothing).
+fn cancellable_source(c: &gio::Cancellable, ctx: &glib::MainContext) -> glib::Source {
+    unsafe extern "C" fn on_cancelled(_c: *mut gio::ffi::GCancellable, _data: glib::ffi::gpointer) -> glib::ffi::gboolean {
+        glib::ffi::G_SOURCE_CONTINUE
+    }
+    // SAFETY: a new source owned by us; the callback has the signature
+    // GCancellable sources call (GCancellableSourceFunc), cast to GSourceFunc
+    // as GLib's own API requires.
+    unsafe {
+        let raw = gio::ffi::g_cancellable_source_new(c.to_glib_none().0);
+        let func: unsafe extern "C" fn(*mut gio::ffi::GCancellable, glib::ffi::gpointer) -> glib::ffi::gboolean =
+            on_cancelled;
+        glib::ffi::g_source_set_callback(
+            raw,
+            Some(std::mem::transmute::<
+                unsafe extern "C" fn(*mut gio::ffi::GCancellable, glib::ffi::gpointer) -> glib::ffi::gboolean,
+                unsafe extern "C" fn(glib::ffi::gpointer) -> glib::ffi::gboolean,
+            >(func)),
+            std::ptr::null_mut(),
+            None,
+        );
+        let source: glib::Source = from_glib_full(raw);
+        source.attach(Some(ctx));
+        source
+    }
+}
