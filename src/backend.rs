@@ -1,12 +1,13 @@
 //! `DtlsOpensslBackend`: the GTlsBackend GIO selects with
 //! `GIO_USE_TLS=dtls-openssl`.
 
-use std::sync::Mutex;
+use std::sync::OnceLock;
 
 use gio::prelude::*;
 use glib::subclass::prelude::*;
 
 use crate::certificate::Certificate;
+use crate::client::ClientConnection;
 use crate::database::{file::FileDatabase, Database};
 use crate::iface::tls_backend::TlsBackendImpl;
 use crate::unsupported::UnsupportedConnection;
@@ -17,13 +18,18 @@ glib::wrapper! {
         @implements gio::TlsBackend;
 }
 
+/// The process-wide default database over the system trust store, created
+/// on first use and shared by every backend instance and connection.
+pub fn default_database() -> gio::TlsDatabase {
+    static DEFAULT: OnceLock<Database> = OnceLock::new();
+    DEFAULT.get_or_init(Database::system).clone().upcast()
+}
+
 pub(crate) mod imp {
     use super::*;
 
     #[derive(Debug, Default)]
-    pub struct Backend {
-        default_database: Mutex<Option<gio::TlsDatabase>>,
-    }
+    pub struct Backend;
 
     #[glib::object_subclass]
     impl ObjectSubclass for Backend {
@@ -45,13 +51,8 @@ pub(crate) mod imp {
             true
         }
 
-        /// One shared system database per backend, created on first use.
         fn default_database(&self) -> gio::TlsDatabase {
-            self.default_database
-                .lock()
-                .unwrap()
-                .get_or_insert_with(|| Database::system().upcast())
-                .clone()
+            super::default_database()
         }
 
         fn certificate_type() -> glib::Type {
@@ -67,7 +68,7 @@ pub(crate) mod imp {
             FileDatabase::static_type()
         }
         fn dtls_client_connection_type() -> glib::Type {
-            UnsupportedConnection::static_type()
+            ClientConnection::static_type()
         }
         fn dtls_server_connection_type() -> glib::Type {
             UnsupportedConnection::static_type()

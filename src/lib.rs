@@ -13,6 +13,8 @@ pub const LOG_DOMAIN: &str = "dtls-openssl";
 
 pub mod backend;
 pub mod certificate;
+pub mod client;
+mod config;
 pub mod connection;
 pub mod database;
 mod error;
@@ -27,5 +29,6 @@ mod unsupported;
 
 pub use backend::Backend;
 pub use certificate::Certificate;
+pub use client::ClientConnection;
 pub use database::{file::FileDatabase, Database};
 pub use module::register;

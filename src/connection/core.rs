@@ -131,6 +131,12 @@ pub struct Core {
     handshake_changed: Condvar,
 }
 
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("handshake", &self.handshake).finish_non_exhaustive()
+    }
+}
+
 /// Who drives the handshake, and how it ended.
 #[derive(Debug, Default)]
 struct HandshakeState {
@@ -143,19 +149,27 @@ pub struct Driver<'a>(&'a Core);
 
 impl Drop for Driver<'_> {
     fn drop(&mut self) {
-        let mut hs = self.0.handshake.lock().unwrap();
-        hs.driving = false;
-        self.0.handshake_changed.notify_all();
+        self.0.release(None);
     }
 }
 
 impl Driver<'_> {
     /// Records the handshake's final result (errors are sticky).
     pub fn finish(self, result: Result<(), glib::Error>) -> Result<(), glib::Error> {
-        let mut hs = self.0.handshake.lock().unwrap();
-        hs.outcome = Some(result.clone());
+        self.0.release(Some(result.clone()));
+        std::mem::forget(self);
         result
     }
+}
+
+/// Result of [`Core::try_claim`], for drivers that cannot hold a borrow
+/// (the async handshake).
+pub enum TryClaim {
+    Finished(Result<(), glib::Error>),
+    /// The caller now drives; it must call [`Core::release`].
+    Claimed,
+    /// Someone else drives.
+    Busy,
 }
 
 /// Result of [`Core::claim_handshake`].
@@ -191,6 +205,29 @@ impl Core {
     /// The handshake's outcome, if it ended.
     pub fn handshake_outcome(&self) -> Option<Result<(), glib::Error>> {
         self.handshake.lock().unwrap().outcome.clone()
+    }
+
+    /// Takes the right to drive the handshake if it is free.
+    pub fn try_claim(&self) -> TryClaim {
+        let mut hs = self.handshake.lock().unwrap();
+        if let Some(outcome) = &hs.outcome {
+            return TryClaim::Finished(outcome.clone());
+        }
+        if hs.driving {
+            return TryClaim::Busy;
+        }
+        hs.driving = true;
+        TryClaim::Claimed
+    }
+
+    /// Gives up driving, recording the outcome if the handshake ended.
+    pub fn release(&self, outcome: Option<Result<(), glib::Error>>) {
+        let mut hs = self.handshake.lock().unwrap();
+        hs.driving = false;
+        if outcome.is_some() {
+            hs.outcome = outcome;
+        }
+        self.handshake_changed.notify_all();
     }
 
     /// Takes the right to drive the handshake, or waits (until `deadline`)

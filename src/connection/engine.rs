@@ -97,6 +97,13 @@ pub struct ContextConfig {
     pub client_auth: ClientAuth,
     /// Server only: DER distinguished names sent in the CertificateRequest.
     pub client_ca_names: Vec<Vec<u8>>,
+    /// Key exchange groups (OpenSSL's `-groups` syntax); `None` keeps the default.
+    pub groups: Option<String>,
+    /// Signature algorithms (OpenSSL's `-sigalgs` syntax); `None` keeps the default.
+    pub sigalgs: Option<String>,
+    /// Appends each connection's secrets to this file in NSS key log
+    /// format (`SSLKEYLOGFILE`), for Wireshark.
+    pub keylog_file: Option<std::path::PathBuf>,
 }
 
 /// A certificate, its private key and the intermediates to send after it.
@@ -177,6 +184,27 @@ fn base_context(
     builder.set_max_proto_version(config.max_version)?;
     if let Some(list) = &config.cipher_list {
         builder.set_cipher_list(list)?;
+    }
+    if let Some(groups) = &config.groups {
+        builder.set_groups_list(groups)?;
+    }
+    if let Some(sigalgs) = &config.sigalgs {
+        builder.set_sigalgs_list(sigalgs)?;
+    }
+    if let Some(path) = config.keylog_file.clone() {
+        let file = std::sync::Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| EngineError::Config(format!("SSLKEYLOGFILE {}: {e}", path.display())))?,
+        );
+        builder.set_keylog_callback(move |_, line| {
+            use std::io::Write;
+            if let Ok(mut f) = file.lock() {
+                let _ = writeln!(f, "{line}");
+            }
+        });
     }
     builder.set_options(SslOptions::NO_QUERY_MTU | SslOptions::NO_RENEGOTIATION);
     Ok(builder)

@@ -154,30 +154,46 @@ pub fn wait(
     })
 }
 
-/// A source that wakes `ctx` when `c` is cancelled (GSource of a
-/// cancellable requires a callback; ours does nothing).
+/// A source that wakes `ctx` when `c` is cancelled (a cancellable source
+/// needs a callback; this one does nothing).
 fn cancellable_source(c: &gio::Cancellable, ctx: &glib::MainContext) -> glib::Source {
-    unsafe extern "C" fn on_cancelled(_c: *mut gio::ffi::GCancellable, _data: glib::ffi::gpointer) -> glib::ffi::gboolean {
-        glib::ffi::G_SOURCE_CONTINUE
+    let source = on_cancelled(c, || glib::ControlFlow::Continue);
+    source.attach(Some(ctx));
+    source
+}
+
+/// An unattached source that calls `func` when `c` is cancelled.
+pub fn on_cancelled<F: FnMut() -> glib::ControlFlow + 'static>(c: &gio::Cancellable, func: F) -> glib::Source {
+    unsafe extern "C" fn trampoline<F: FnMut() -> glib::ControlFlow + 'static>(
+        _c: *mut gio::ffi::GCancellable,
+        data: glib::ffi::gpointer,
+    ) -> glib::ffi::gboolean {
+        // SAFETY: `data` is the boxed closure installed below, alive until
+        // the destroy notify runs.
+        let func = unsafe { &mut *(data as *mut F) };
+        crate::iface::guard("cancellable source", glib::ControlFlow::Break, func).into_glib()
     }
-    // SAFETY: a new source owned by us; the callback has the signature
-    // GCancellable sources call (GCancellableSourceFunc), cast to GSourceFunc
-    // as GLib's own API requires.
+    unsafe extern "C" fn destroy<F>(data: glib::ffi::gpointer) {
+        // SAFETY: `data` came from Box::into_raw below and is freed once.
+        drop(unsafe { Box::from_raw(data as *mut F) });
+    }
+    // SAFETY: a new source we own; the callback has the signature GLib calls
+    // a cancellable source's callback with (GCancellableSourceFunc), cast to
+    // GSourceFunc as g_source_set_callback requires; the closure is freed by
+    // the destroy notify.
     unsafe {
         let raw = gio::ffi::g_cancellable_source_new(c.to_glib_none().0);
-        let func: unsafe extern "C" fn(*mut gio::ffi::GCancellable, glib::ffi::gpointer) -> glib::ffi::gboolean =
-            on_cancelled;
+        let func_ptr: unsafe extern "C" fn(*mut gio::ffi::GCancellable, glib::ffi::gpointer) -> glib::ffi::gboolean =
+            trampoline::<F>;
         glib::ffi::g_source_set_callback(
             raw,
             Some(std::mem::transmute::<
                 unsafe extern "C" fn(*mut gio::ffi::GCancellable, glib::ffi::gpointer) -> glib::ffi::gboolean,
                 unsafe extern "C" fn(glib::ffi::gpointer) -> glib::ffi::gboolean,
-            >(func)),
-            std::ptr::null_mut(),
-            None,
+            >(func_ptr)),
+            Box::into_raw(Box::new(func)) as glib::ffi::gpointer,
+            Some(destroy::<F>),
         );
-        let source: glib::Source = from_glib_full(raw);
-        source.attach(Some(ctx));
-        source
+        from_glib_full(raw)
     }
 }

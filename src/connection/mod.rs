@@ -1,9 +1,19 @@
 //! DTLS connections: the I/O-free engine, the core that drives it over a
-//! GDatagramBased, and the GObject connection types.
+//! GDatagramBased, and the GObject connection type both roles derive from.
 
+pub mod base;
+mod binding;
 pub mod bio;
 pub(crate) mod core;
+mod datagram;
 pub mod engine;
+mod handshake_async;
 #[allow(unsafe_code)]
 pub(crate) mod io;
 mod ossl;
+pub(crate) mod properties;
+#[allow(unsafe_code)]
+mod source;
+mod verify;
+
+pub use base::Connection;

@@ -27,6 +27,13 @@ glib::wrapper! {
         @extends gio::TlsDatabase;
 }
 
+// SAFETY: the only instance state is a OnceLock<TrustStore> (an OpenSSL
+// X509 store, thread-safe for verification) set once at initialisation.
+#[allow(unsafe_code)]
+unsafe impl Send for Database {}
+#[allow(unsafe_code)]
+unsafe impl Sync for Database {}
+
 impl Database {
     /// A database over OpenSSL's default trust store.
     pub fn system() -> Database {

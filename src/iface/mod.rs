@@ -10,6 +10,7 @@
 
 pub(crate) mod datagram_based;
 pub(crate) mod dtls_connection;
+pub(crate) mod interaction;
 pub(crate) mod task;
 pub(crate) mod tls_backend;
 pub(crate) mod tls_certificate;

@@ -48,3 +48,23 @@ unsafe extern "C" fn unref_object(p: glib::ffi::gpointer) {
     // SAFETY: only used as the free function of arrays of GObjects.
     unsafe { glib::gobject_ffi::g_object_unref(p as *mut glib::gobject_ffi::GObject) }
 }
+
+/// A `G_TYPE_POINTER` value holding a new `GList` of `GByteArray`s, as
+/// GDtlsClientConnection:accepted-cas is (the getter's caller frees it with
+/// `g_list_free_full (list, g_byte_array_unref)`).
+pub(crate) fn byte_array_list(items: &[Vec<u8>]) -> glib::Value {
+    let mut list: *mut glib::ffi::GList = std::ptr::null_mut();
+    for item in items.iter().rev() {
+        // SAFETY: fresh byte arrays owned by the list we build.
+        unsafe {
+            let array = glib::ffi::g_byte_array_sized_new(item.len() as u32);
+            glib::ffi::g_byte_array_append(array, item.as_ptr(), item.len() as u32);
+            list = glib::ffi::g_list_prepend(list, array as glib::ffi::gpointer);
+        }
+    }
+    let mut value = glib::Value::from_type(glib::Type::POINTER);
+    // SAFETY: a G_TYPE_POINTER value; ownership of the list passes to whoever
+    // gets the property, as GIO documents for accepted-cas.
+    unsafe { glib::gobject_ffi::g_value_set_pointer(value.to_glib_none_mut().0, list as glib::ffi::gpointer) };
+    value
+}

@@ -119,3 +119,7 @@ pub fn new_cert(props: &[(&str, glib::Value)]) -> Result<gio::TlsCertificate, gl
     }
     b.build(gio::Cancellable::NONE).map(|o| o.downcast().unwrap())
 }
+pub mod echo_peer;
+pub mod peers;
+pub mod relay;
+pub mod strict_socket;

@@ -1,0 +1,475 @@
+//! `DtlsOpensslConnection`: the abstract GObject both DTLS roles derive
+//! from. It implements GDtlsConnection, GDatagramBased and GInitable over a
+//! [`Core`], runs peer verification (see `verify.rs`) and keeps the
+//! properties; the client and server types add their role's properties.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use gio::prelude::*;
+use gio::subclass::prelude::*;
+
+use super::core::{Claim, Core, Deadline, Received, Step};
+use super::engine::{Engine, Role};
+use super::properties::{self, Results, Settings};
+use crate::error;
+use crate::iface::datagram_based::{DatagramBasedImpl, InputMessage, OutputMessage};
+use crate::iface::dtls_connection::DtlsConnectionImpl;
+use crate::iface::task::Completion;
+
+glib::wrapper! {
+    /// A DTLS connection over a GDatagramBased (abstract: see
+    /// [`crate::client::ClientConnection`]).
+    pub struct Connection(ObjectSubclass<imp::Connection>)
+        @implements gio::DtlsConnection, gio::DatagramBased, gio::Initable;
+}
+
+/// Subclasses of [`Connection`] (they add properties only).
+pub trait ConnectionImpl: ObjectImpl + ObjectSubclass<Type: IsA<Connection>> {}
+
+// SAFETY: Connection adds no class vfuncs; subclasses chain up to it.
+#[allow(unsafe_code)]
+unsafe impl<T: ConnectionImpl> IsSubclassable<T> for Connection {}
+
+impl Connection {
+    pub(crate) fn core(&self) -> Result<&Core, glib::Error> {
+        self.imp().core.get().ok_or_else(|| {
+            error::io(gio::IOErrorEnum::NotInitialized, "The DTLS connection was not initialised (g_initable_init)")
+        })
+    }
+
+    pub(crate) fn role(&self) -> Role {
+        if self.is::<crate::client::ClientConnection>() {
+            Role::Client
+        } else {
+            Role::Server
+        }
+    }
+
+    pub(crate) fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
+        self.imp().settings.lock().unwrap()
+    }
+
+    pub(crate) fn results(&self) -> std::sync::MutexGuard<'_, Results> {
+        self.imp().results.lock().unwrap()
+    }
+
+    pub(crate) fn check_open(&self, reading: bool) -> Result<(), glib::Error> {
+        let imp = self.imp();
+        let closed = if reading { &imp.read_closed } else { &imp.write_closed };
+        if closed.load(Ordering::Acquire) {
+            return Err(error::io(gio::IOErrorEnum::Closed, "Connection is closed"));
+        }
+        Ok(())
+    }
+
+    /// Applies the settings the engine needs before the first flight.
+    pub(crate) fn prepare(&self, core: &Core) -> Result<(), glib::Error> {
+        if self.imp().prepared.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (certificate, protocols, identity, interaction, mtu) = {
+            let s = self.settings();
+            (s.certificate.clone(), s.advertised_protocols.clone(), s.server_identity.clone(), s.interaction.is_some(), s.mtu)
+        };
+        let mut engine = core.engine();
+        engine.set_mtu(mtu).map_err(super::core::engine_error)?;
+        if self.role() == Role::Client {
+            if let Some(crate::trust::Identity::Host(h)) = identity.as_ref().and_then(crate::trust::Identity::from_connectable) {
+                // SNI for host names only, never for address literals.
+                engine.set_server_name(&h).map_err(super::core::engine_error)?;
+            }
+            if let Some(p) = &protocols {
+                let names: Vec<&[u8]> = p.iter().map(|s| s.as_bytes()).collect();
+                engine.set_alpn_protocols(&names).map_err(super::core::engine_error)?;
+            }
+            if let Some(cert) = &certificate {
+                set_engine_certificate(&mut engine, cert)?;
+            } else if interaction {
+                engine.pause_on_certificate_request();
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks the interaction for a certificate and hands it to the engine.
+    pub(crate) fn request_certificate(&self, core: &Core, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+        let interaction = self.settings().interaction.clone();
+        if let Some(interaction) = interaction {
+            let handled = crate::iface::interaction::request_certificate(&interaction, self.upcast_ref(), cancellable)?;
+            glib::g_debug!(crate::LOG_DOMAIN, "{:?}: interaction request_certificate handled={}", self.as_ptr(), handled);
+        }
+        let cert = self.settings().certificate.clone();
+        if let Some(cert) = cert {
+            set_engine_certificate(&mut core.engine(), &cert)?;
+        }
+        Ok(())
+    }
+
+    /// The whole handshake, blocking as `deadline` allows. Errors other
+    /// than a deadline are sticky.
+    pub(crate) fn handshake_blocking(&self, deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+        let core = self.core()?;
+        let driver = match core.claim_handshake(deadline)? {
+            Claim::Finished(r) => return r,
+            Claim::Drive(d) => d,
+        };
+        let result = (|| {
+            self.prepare(core)?;
+            loop {
+                match core.handshake_blocking(deadline, cancellable)? {
+                    Step::Done => return self.complete_handshake(cancellable),
+                    Step::WantCertificate => self.request_certificate(core, cancellable)?,
+                    Step::Wait(_) => unreachable!("handshake_blocking only returns when done"),
+                }
+            }
+        })();
+        match result {
+            Err(e) if is_deadline(&e) => Err(e),
+            r => driver.finish(r),
+        }
+    }
+
+    /// After OpenSSL's handshake: record what was negotiated, verify the
+    /// peer, let `accept-certificate` decide.
+    pub(crate) fn complete_handshake(&self, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+        let core = self.core()?;
+        let (chain, alpn, version, cipher, cas) = {
+            let e = core.engine();
+            (
+                e.peer_chain_der(),
+                e.alpn_selected().map(|a| a.to_vec()),
+                e.protocol_version(),
+                e.cipher_iana_name().map(str::to_string),
+                e.client_ca_names(),
+            )
+        };
+        let peer = super::verify::certificate_chain(&chain)?;
+        let _ = self.imp().negotiated_protocol.set(alpn.and_then(|a| std::ffi::CString::new(a).ok()));
+        {
+            let mut r = self.results();
+            r.protocol_version = match version {
+                Some("DTLSv1.2") => gio::TlsProtocolVersion::Dtls12,
+                Some("DTLSv1") => gio::TlsProtocolVersion::Dtls10,
+                Some(_) => gio::TlsProtocolVersion::Unknown,
+                None => gio::TlsProtocolVersion::Unknown,
+            };
+            r.ciphersuite_name = cipher;
+            r.accepted_cas = cas;
+        }
+        for p in ["negotiated-protocol", "protocol-version", "ciphersuite-name"] {
+            self.notify(p);
+        }
+        if self.role() == Role::Client {
+            self.notify("accepted-cas");
+        }
+        let verdict = super::verify::verify_peer(self, peer.as_ref(), cancellable);
+        self.notify("peer-certificate");
+        self.notify("peer-certificate-errors");
+        if let Err(e) = &verdict {
+            glib::g_debug!(crate::LOG_DOMAIN, "{:?}: peer rejected: {}", self.as_ptr(), e);
+            // Tell the peer, so it does not wait for data that never comes.
+            let _ = core.close_notify(None);
+        }
+        verdict
+    }
+
+    /// Runs the implicit handshake an operation needs.
+    fn ensure_handshake(&self, deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+        let core = self.core()?;
+        match core.handshake_outcome() {
+            Some(r) => r,
+            None => self.handshake_blocking(deadline, cancellable),
+        }
+    }
+
+    /// Receives one record into `buf` (implicit handshake included).
+    pub(crate) fn receive_record(&self, buf: &mut [u8], deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<Received, glib::Error> {
+        self.check_open(true)?;
+        self.ensure_handshake(deadline, cancellable)?;
+        let core = self.core()?;
+        let _op = lock_op(&core.read_op, deadline)?;
+        let r = core.read(buf, deadline, cancellable);
+        if matches!(r, Ok(Received::Eof)) {
+            self.imp().peer_closed.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    /// Sends one record (implicit handshake included).
+    pub(crate) fn send_record(&self, data: &[u8], deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+        self.check_open(false)?;
+        self.ensure_handshake(deadline, cancellable)?;
+        let core = self.core()?;
+        let _op = lock_op(&core.write_op, deadline)?;
+        core.write(data, deadline, cancellable)
+    }
+
+    fn shutdown_blocking(&self, read: bool, write: bool, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+        let imp = self.imp();
+        let mut result = Ok(());
+        if write && !imp.write_closed.swap(true, Ordering::AcqRel) {
+            let core = self.core()?;
+            // close_notify only means something after a handshake.
+            if matches!(core.handshake_outcome(), Some(Ok(()))) {
+                let _op = core.write_op.lock().unwrap();
+                result = core.close_notify(cancellable);
+            }
+        }
+        if read {
+            imp.read_closed.store(true, Ordering::Release);
+        }
+        result
+    }
+}
+
+// SAFETY: every field of the instance is behind a Mutex, an atomic or a
+// OnceLock, and GIO's connections are documented as usable from several
+// threads (one reading while another writes).
+#[allow(unsafe_code)]
+unsafe impl Send for Connection {}
+#[allow(unsafe_code)]
+unsafe impl Sync for Connection {}
+
+fn set_engine_certificate(engine: &mut Engine, cert: &gio::TlsCertificate) -> Result<(), glib::Error> {
+    let chain = crate::certificate::chain_of(cert)?;
+    let key = cert
+        .downcast_ref::<crate::Certificate>()
+        .and_then(|c| c.private_key())
+        .or_else(|| {
+            let pem: Option<String> = cert.property("private-key-pem");
+            pem.and_then(|p| openssl::pkey::PKey::private_key_from_pem(p.as_bytes()).ok())
+        })
+        .ok_or_else(|| error::tls(gio::TlsError::BadCertificate, "The certificate has no private key"))?;
+    engine
+        .set_client_certificate(&chain[0], &key, &chain[1..])
+        .map_err(super::core::engine_error)
+}
+
+fn is_deadline(e: &glib::Error) -> bool {
+    e.matches(gio::IOErrorEnum::WouldBlock) || e.matches(gio::IOErrorEnum::TimedOut)
+}
+
+/// Takes a per-direction operation lock; with timeout 0 a busy lock is
+/// WOULD_BLOCK rather than a wait.
+fn lock_op(lock: &Mutex<()>, deadline: Deadline) -> Result<std::sync::MutexGuard<'_, ()>, glib::Error> {
+    match deadline {
+        Deadline::Now => lock
+            .try_lock()
+            .map_err(|_| error::io(gio::IOErrorEnum::WouldBlock, "Another operation is in progress")),
+        _ => Ok(lock.lock().unwrap()),
+    }
+}
+
+pub(crate) mod imp {
+    use super::*;
+
+    #[derive(Debug, Default)]
+    pub struct Connection {
+        pub(super) settings: Mutex<Settings>,
+        pub(super) results: Mutex<Results>,
+        pub(super) core: OnceLock<Core>,
+        pub(super) prepared: AtomicBool,
+        pub(super) read_closed: AtomicBool,
+        pub(super) write_closed: AtomicBool,
+        pub(super) peer_closed: AtomicBool,
+        /// ALPN result, set once by the handshake (returned unowned to C).
+        pub(super) negotiated_protocol: OnceLock<Option<std::ffi::CString>>,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for Connection {
+        const NAME: &'static str = "DtlsOpensslConnection";
+        const ABSTRACT: bool = true;
+        type Type = super::Connection;
+        type Interfaces = (gio::DatagramBased, gio::DtlsConnection, gio::Initable);
+    }
+
+    impl ObjectImpl for Connection {
+        fn properties() -> &'static [glib::ParamSpec] {
+            static PROPS: std::sync::LazyLock<Vec<glib::ParamSpec>> =
+                std::sync::LazyLock::new(properties::connection_properties);
+            PROPS.as_ref()
+        }
+
+        fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+            let mut s = self.settings.lock().unwrap();
+            match pspec.name() {
+                "base-socket" => s.base_socket = value.get().ok().flatten(),
+                "certificate" => s.certificate = value.get().ok().flatten(),
+                "database" => s.database = value.get().ok().flatten(),
+                "interaction" => s.interaction = value.get().ok().flatten(),
+                "require-close-notify" => s.require_close_notify = value.get().unwrap_or(true),
+                #[allow(deprecated)]
+                "rehandshake-mode" => {
+                    s.rehandshake_mode = value.get().unwrap_or(gio::TlsRehandshakeMode::Safely)
+                }
+                "advertised-protocols" => {
+                    let v: Vec<String> = value.get::<glib::StrV>().map(|v| v.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+                    s.advertised_protocols = (!v.is_empty()).then_some(v);
+                }
+                "mtu" => {
+                    let mtu: u32 = value.get().unwrap_or(s.mtu);
+                    if mtu != s.mtu {
+                        s.mtu = mtu;
+                        drop(s);
+                        if let Some(core) = self.core.get() {
+                            if let Err(e) = core.engine().set_mtu(mtu) {
+                                glib::g_warning!(crate::LOG_DOMAIN, "could not set MTU {}: {}", mtu, e);
+                            }
+                        }
+                        self.obj().notify("mtu");
+                    }
+                }
+                other => glib::g_warning!(crate::LOG_DOMAIN, "property {} is read-only", other),
+            }
+        }
+
+        fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+            let s = self.settings.lock().unwrap();
+            let r = self.results.lock().unwrap();
+            match pspec.name() {
+                "base-socket" => s.base_socket.to_value(),
+                "certificate" => s.certificate.to_value(),
+                "database" => s.database.to_value(),
+                "interaction" => s.interaction.to_value(),
+                "require-close-notify" => s.require_close_notify.to_value(),
+                "rehandshake-mode" => s.rehandshake_mode.to_value(),
+                "advertised-protocols" => properties::protocols_value(&s.advertised_protocols),
+                "mtu" => s.mtu.to_value(),
+                "peer-certificate" => r.peer_certificate.to_value(),
+                "peer-certificate-errors" => r.peer_certificate_errors.to_value(),
+                "negotiated-protocol" => self
+                    .negotiated_protocol
+                    .get()
+                    .and_then(|p| p.as_ref())
+                    .map(|c| c.to_string_lossy().into_owned())
+                    .to_value(),
+                "protocol-version" => r.protocol_version.to_value(),
+                "ciphersuite-name" => r.ciphersuite_name.to_value(),
+                _ => glib::Value::from_type(pspec.value_type()),
+            }
+        }
+
+    }
+
+    impl InitableImpl for Connection {
+        fn init(&self, _cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+            if self.core.get().is_some() {
+                return Ok(());
+            }
+            let obj = self.obj();
+            let base = self.settings.lock().unwrap().base_socket.clone().ok_or_else(|| {
+                error::io(gio::IOErrorEnum::InvalidArgument, "A DTLS connection needs a base-socket (a GDatagramBased)")
+            })?;
+            let role = obj.role();
+            let context = crate::config::context(role)?;
+            let engine = Engine::new(&context, role).map_err(super::super::core::engine_error)?;
+            {
+                let mut s = self.settings.lock().unwrap();
+                if s.database.is_none() {
+                    s.database = Some(crate::backend::default_database());
+                }
+            }
+            let _ = self.core.set(Core::new(base, engine));
+            glib::g_debug!(crate::LOG_DOMAIN, "{:?}: new DTLS {:?} connection", obj.as_ptr(), role);
+            Ok(())
+        }
+    }
+
+    impl DtlsConnectionImpl for Connection {
+        fn handshake(&self, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+            self.obj().handshake_blocking(Deadline::Never, cancellable)
+        }
+
+        fn handshake_async(&self, _priority: glib::Priority, cancellable: Option<gio::Cancellable>, done: Completion) {
+            super::super::handshake_async::start(self.obj().clone(), cancellable, done);
+        }
+
+        fn shutdown(&self, read: bool, write: bool, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+            self.obj().shutdown_blocking(read, write, cancellable)
+        }
+
+        fn shutdown_async(
+            &self,
+            read: bool,
+            write: bool,
+            _priority: glib::Priority,
+            cancellable: Option<gio::Cancellable>,
+            done: Completion,
+        ) {
+            // close_notify is one datagram: sending it does not block on a
+            // datagram socket unless its buffer is full.
+            done.complete(self.obj().shutdown_blocking(read, write, cancellable.as_ref()));
+        }
+
+        fn set_advertised_protocols(&self, protocols: Option<Vec<String>>) {
+            self.settings.lock().unwrap().advertised_protocols = protocols;
+            self.obj().notify("advertised-protocols");
+        }
+
+        fn negotiated_protocol(&self) -> Option<&std::ffi::CStr> {
+            self.negotiated_protocol.get().and_then(|p| p.as_deref())
+        }
+
+        fn binding_data(&self, kind: gio::TlsChannelBindingType) -> Result<Vec<u8>, glib::Error> {
+            super::super::binding::binding_data(&self.obj(), kind)
+        }
+    }
+
+    impl DatagramBasedImpl for Connection {
+        fn receive_messages(
+            &self,
+            messages: &mut [InputMessage<'_>],
+            flags: i32,
+            timeout_us: i64,
+            cancellable: Option<&gio::Cancellable>,
+        ) -> Result<usize, glib::Error> {
+            super::super::datagram::receive_messages(&self.obj(), messages, flags, timeout_us, cancellable)
+        }
+
+        fn send_messages(
+            &self,
+            messages: &mut [OutputMessage<'_>],
+            flags: i32,
+            timeout_us: i64,
+            cancellable: Option<&gio::Cancellable>,
+        ) -> Result<usize, glib::Error> {
+            super::super::datagram::send_messages(&self.obj(), messages, flags, timeout_us, cancellable)
+        }
+
+        fn create_source(&self, condition: glib::IOCondition, cancellable: Option<&gio::Cancellable>) -> glib::Source {
+            super::super::source::new(&self.obj(), condition, cancellable)
+        }
+
+        fn condition_check(&self, condition: glib::IOCondition) -> glib::IOCondition {
+            super::super::datagram::condition_check(&self.obj(), condition)
+        }
+
+        fn condition_wait(
+            &self,
+            condition: glib::IOCondition,
+            timeout_us: i64,
+            cancellable: Option<&gio::Cancellable>,
+        ) -> Result<(), glib::Error> {
+            super::super::datagram::condition_wait(&self.obj(), condition, timeout_us, cancellable)
+        }
+    }
+}
+
+// SAFETY: the trampolines are for `imp::Connection`, whose instances these
+// interfaces are added to.
+#[allow(unsafe_code)]
+unsafe impl IsImplementable<imp::Connection> for gio::DtlsConnection {
+    fn interface_init(iface: &mut glib::Interface<Self>) {
+        crate::iface::dtls_connection::init::<imp::Connection>(iface.as_mut());
+    }
+}
+
+// SAFETY: as above.
+#[allow(unsafe_code)]
+unsafe impl IsImplementable<imp::Connection> for gio::DatagramBased {
+    fn interface_init(iface: &mut glib::Interface<Self>) {
+        crate::iface::datagram_based::init::<imp::Connection>(iface.as_mut());
+    }
+}

@@ -1,0 +1,172 @@
+//! GDatagramBased on a DTLS connection: one message is one record.
+//!
+//! Semantics (GIO's documentation, and GSocket's behaviour where it is
+//! more specific):
+//! - `flags` must be 0 (`G_IO_ERROR_INVALID_ARGUMENT` otherwise);
+//! - timeout −1 blocks, 0 never blocks (`G_IO_ERROR_WOULD_BLOCK`), >0 is a
+//!   deadline for the whole call (`G_IO_ERROR_TIMED_OUT`);
+//! - receiving blocks for the first message only, then takes what is
+//!   already there (like GSocket's `MSG_WAITFORONE`); an error or timeout
+//!   after at least one message returns the count so far;
+//! - a record larger than the message's buffers is never truncated: the
+//!   call fails with `G_IO_ERROR_MESSAGE_TOO_LARGE`, the record stays
+//!   queued, and a receive with larger buffers gets it;
+//! - close_notify from the peer is a message of 0 bytes, then the count.
+
+use std::cell::RefCell;
+
+use super::base::Connection;
+use super::core::{Deadline, Received};
+use super::engine::MAX_RECORD_PLAINTEXT;
+use crate::error;
+use crate::iface::datagram_based::{InputMessage, OutputMessage};
+
+thread_local! {
+    /// Per-thread scratch: no allocation per datagram.
+    static RECORD: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_RECORD_PLAINTEXT]);
+    static GATHER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(MAX_RECORD_PLAINTEXT));
+}
+
+fn check_flags(flags: i32) -> Result<(), glib::Error> {
+    if flags != 0 {
+        return Err(error::io(
+            gio::IOErrorEnum::InvalidArgument,
+            "Receive and send flags are not supported on DTLS connections",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn receive_messages(
+    conn: &Connection,
+    messages: &mut [InputMessage<'_>],
+    flags: i32,
+    timeout_us: i64,
+    cancellable: Option<&gio::Cancellable>,
+) -> Result<usize, glib::Error> {
+    check_flags(flags)?;
+    let deadline = Deadline::from_timeout_us(timeout_us);
+    for i in 0..messages.len() {
+        let dl = if i == 0 { deadline } else { Deadline::Now };
+        let got = RECORD.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            let cap = messages[i].capacity().min(buf.len());
+            let r = conn.receive_record(&mut buf[..cap], dl, cancellable)?;
+            match r {
+                Received::Data(n) => messages[i].fill(&buf[..n]),
+                Received::Eof => messages[i].fill(&[]),
+            }
+            Ok::<_, glib::Error>(r)
+        });
+        match got {
+            Ok(Received::Data(_)) => {}
+            Ok(Received::Eof) => return Ok(i + 1),
+            Err(_) if i > 0 => return Ok(i),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(messages.len())
+}
+
+pub(crate) fn send_messages(
+    conn: &Connection,
+    messages: &mut [OutputMessage<'_>],
+    flags: i32,
+    timeout_us: i64,
+    cancellable: Option<&gio::Cancellable>,
+) -> Result<usize, glib::Error> {
+    check_flags(flags)?;
+    let deadline = Deadline::from_timeout_us(timeout_us);
+    for i in 0..messages.len() {
+        if messages[i].has_control_messages() {
+            let e = error::io(gio::IOErrorEnum::NotSupported, "Control messages cannot be sent over DTLS");
+            return if i > 0 { Ok(i) } else { Err(e) };
+        }
+        let sent = GATHER.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            messages[i].gather(&mut buf);
+            conn.send_record(&buf, deadline, cancellable).map(|_| buf.len())
+        });
+        match sent {
+            Ok(n) => messages[i].set_bytes_sent(n),
+            Err(_) if i > 0 => return Ok(i),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(messages.len())
+}
+
+/// What is ready without touching the socket.
+pub(crate) fn ready_now(conn: &Connection, condition: glib::IOCondition) -> glib::IOCondition {
+    use glib::IOCondition as C;
+    let Ok(core) = conn.core() else { return C::ERR & condition };
+    let mut ready = C::empty();
+    let outcome = core.handshake_outcome();
+    if matches!(outcome, Some(Err(_))) {
+        // A failed connection: let the caller find out by trying.
+        return condition & (C::IN | C::OUT) | C::ERR;
+    }
+    let engine = core.engine();
+    if condition.contains(C::IN) && (engine.has_incoming() || engine.pending_record_len().is_some()) {
+        ready |= C::IN;
+    }
+    let connected = matches!(outcome, Some(Ok(())));
+    drop(engine);
+    if condition.contains(C::OUT) && connected && !core.has_unsent() {
+        ready |= C::OUT;
+    }
+    if !connected && engine_timer_expired(conn) {
+        // The handshake needs a retransmission: any operation will do it.
+        ready |= condition & (C::IN | C::OUT);
+    }
+    ready
+}
+
+fn engine_timer_expired(conn: &Connection) -> bool {
+    conn.core().map(|c| c.engine().timeout().is_some_and(|t| t.is_zero())).unwrap_or(false)
+}
+
+pub(crate) fn condition_check(conn: &Connection, condition: glib::IOCondition) -> glib::IOCondition {
+    let ready = ready_now(conn, condition);
+    if !ready.is_empty() || !condition.contains(glib::IOCondition::IN) {
+        return ready;
+    }
+    // Look at the socket the only way the base-socket rule allows: a
+    // non-blocking receive (skipped if a receive is already running).
+    if let Ok(core) = conn.core() {
+        if let Ok(_op) = core.read_op.try_lock() {
+            let _ = core.pull();
+        }
+    }
+    ready_now(conn, condition)
+}
+
+pub(crate) fn condition_wait(
+    conn: &Connection,
+    condition: glib::IOCondition,
+    timeout_us: i64,
+    cancellable: Option<&gio::Cancellable>,
+) -> Result<(), glib::Error> {
+    let deadline = Deadline::from_timeout_us(timeout_us);
+    let core = conn.core()?;
+    loop {
+        if !condition_check(conn, condition).is_empty() {
+            return Ok(());
+        }
+        let until = match deadline {
+            Deadline::Now => return Err(error::io(gio::IOErrorEnum::TimedOut, "Socket I/O timed out")),
+            Deadline::At(t) if std::time::Instant::now() >= t => {
+                return Err(error::io(gio::IOErrorEnum::TimedOut, "Socket I/O timed out"))
+            }
+            Deadline::At(t) => Some(t),
+            Deadline::Never => None,
+        };
+        let timer = core.engine().timeout().map(|t| std::time::Instant::now() + t);
+        let until = match (until, timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        super::io::wait(core.base(), glib::IOCondition::IN, until, cancellable)?;
+    }
+}

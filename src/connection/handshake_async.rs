@@ -1,0 +1,119 @@
+//! `g_dtls_connection_handshake_async`: the handshake as a state machine on
+//! the caller's thread-default main context. No thread, no blocking: each
+//! step runs until it needs the socket or the DTLS timer, then sources on
+//! that context wake the next step. Cancelling the cancellable wakes it too.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Instant;
+
+use gio::prelude::*;
+use glib::thread_guard::ThreadGuard;
+
+use super::base::Connection;
+use super::core::{Step, TryClaim, Wait};
+use crate::iface::task::Completion;
+
+struct Pending {
+    conn: Connection,
+    cancellable: Option<gio::Cancellable>,
+    done: Completion,
+    sources: Vec<glib::Source>,
+}
+
+/// Starts the handshake; `done` completes in the caller's context.
+pub(crate) fn start(conn: Connection, cancellable: Option<gio::Cancellable>, done: Completion) {
+    let core = match conn.core() {
+        Ok(c) => c,
+        Err(e) => return done.complete(Err(e)),
+    };
+    match core.try_claim() {
+        TryClaim::Finished(r) => done.complete(r),
+        TryClaim::Claimed => step(Pending { conn, cancellable, done, sources: Vec::new() }),
+        TryClaim::Busy => {
+            // Another thread drives it: wait for its outcome off this context.
+            std::thread::spawn(move || {
+                let r = conn.handshake_blocking(super::core::Deadline::Never, cancellable.as_ref());
+                done.complete(r);
+            });
+        }
+    }
+}
+
+fn finish(p: Pending, result: Result<(), glib::Error>) {
+    if let Ok(core) = p.conn.core() {
+        core.release(Some(result.clone()));
+    }
+    p.done.complete(result);
+}
+
+fn step(mut p: Pending) {
+    for s in p.sources.drain(..) {
+        s.destroy();
+    }
+    let core = match p.conn.core() {
+        Ok(c) => c,
+        Err(e) => return finish(p, Err(e)),
+    };
+    loop {
+        if let Some(Err(e)) = p.cancellable.as_ref().map(|c| c.set_error_if_cancelled()) {
+            return finish(p, Err(e));
+        }
+        let outcome = p.conn.prepare(core).and_then(|_| core.handshake_step());
+        match outcome {
+            Ok(Step::Done) => {
+                let r = p.conn.complete_handshake(p.cancellable.as_ref());
+                return finish(p, r);
+            }
+            Ok(Step::WantCertificate) => {
+                if let Err(e) = p.conn.request_certificate(core, p.cancellable.as_ref()) {
+                    return finish(p, Err(e));
+                }
+            }
+            Ok(Step::Wait(w)) => return wait(p, w),
+            Err(e) => return finish(p, Err(e)),
+        }
+    }
+}
+
+/// Attaches the sources that wake the next step; the first to fire wins.
+fn wait(p: Pending, w: Wait) {
+    let ctx = glib::MainContext::ref_thread_default();
+    let base = p.conn.core().map(|c| c.base().clone()).expect("initialised");
+    let cancellable = p.cancellable.clone();
+    let slot: Rc<RefCell<Option<Pending>>> = Rc::new(RefCell::new(None));
+    let fire = {
+        let slot = slot.clone();
+        move || {
+            if let Some(p) = slot.borrow_mut().take() {
+                step(p);
+            }
+        }
+    };
+    let mut sources = Vec::new();
+    let f = fire.clone();
+    let s = base.create_source(w.condition | glib::IOCondition::ERR | glib::IOCondition::HUP, cancellable.as_ref(), None, glib::Priority::DEFAULT, move |_, _| {
+        f();
+        glib::ControlFlow::Break
+    });
+    s.attach(Some(&ctx));
+    sources.push(s);
+    if let Some(deadline) = w.deadline {
+        let f = ThreadGuard::new(fire.clone());
+        let s = glib::timeout_source_new(deadline.saturating_duration_since(Instant::now()), None, glib::Priority::DEFAULT, move || {
+            (f.get_ref())();
+            glib::ControlFlow::Break
+        });
+        s.attach(Some(&ctx));
+        sources.push(s);
+    }
+    if let Some(c) = &cancellable {
+        let s = super::io::on_cancelled(c, move || {
+            fire();
+            glib::ControlFlow::Break
+        });
+        s.attach(Some(&ctx));
+        sources.push(s);
+    }
+    *slot.borrow_mut() = Some(Pending { sources, ..p });
+}

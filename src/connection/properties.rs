@@ -1,0 +1,120 @@
+//! What the application configures (settings) and what the handshake
+//! reports (results), and the GObject property table over both.
+
+use glib::prelude::*;
+
+use super::engine::DEFAULT_MTU;
+
+/// Values the application sets.
+#[derive(Debug)]
+pub struct Settings {
+    pub base_socket: Option<gio::DatagramBased>,
+    pub certificate: Option<gio::TlsCertificate>,
+    /// `None` until init sets the backend's default database; the
+    /// application may set NULL afterwards (then nothing is trusted).
+    pub database: Option<gio::TlsDatabase>,
+    pub interaction: Option<gio::TlsInteraction>,
+    pub require_close_notify: bool,
+    /// Deprecated in GIO and ignored (renegotiation is disabled).
+    #[allow(deprecated)]
+    pub rehandshake_mode: gio::TlsRehandshakeMode,
+    pub advertised_protocols: Option<Vec<String>>,
+    pub mtu: u32,
+    // Client side.
+    pub server_identity: Option<gio::SocketConnectable>,
+    pub validation_flags: gio::TlsCertificateFlags,
+}
+
+#[allow(deprecated)]
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            base_socket: None,
+            certificate: None,
+            database: None,
+            interaction: None,
+            require_close_notify: true,
+            rehandshake_mode: gio::TlsRehandshakeMode::Safely,
+            advertised_protocols: None,
+            mtu: DEFAULT_MTU,
+            server_identity: None,
+            validation_flags: gio::TlsCertificateFlags::VALIDATE_ALL,
+        }
+    }
+}
+
+/// Values the handshake sets.
+#[derive(Debug)]
+pub struct Results {
+    pub peer_certificate: Option<gio::TlsCertificate>,
+    pub peer_certificate_errors: gio::TlsCertificateFlags,
+    pub protocol_version: gio::TlsProtocolVersion,
+    pub ciphersuite_name: Option<String>,
+    /// DER distinguished names from the server's CertificateRequest.
+    pub accepted_cas: Vec<Vec<u8>>,
+}
+
+impl Default for Results {
+    fn default() -> Self {
+        Results {
+            peer_certificate: None,
+            peer_certificate_errors: gio::TlsCertificateFlags::empty(),
+            protocol_version: gio::TlsProtocolVersion::Unknown,
+            ciphersuite_name: None,
+            accepted_cas: Vec::new(),
+        }
+    }
+}
+
+/// GDtlsConnection's properties, overridden by the base connection type,
+/// plus our own `mtu`.
+pub fn connection_properties() -> Vec<glib::ParamSpec> {
+    let mut props: Vec<glib::ParamSpec> = [
+        "base-socket",
+        "certificate",
+        "database",
+        "interaction",
+        "require-close-notify",
+        "rehandshake-mode",
+        "peer-certificate",
+        "peer-certificate-errors",
+        "advertised-protocols",
+        "negotiated-protocol",
+        "protocol-version",
+        "ciphersuite-name",
+    ]
+    .into_iter()
+    .map(glib::ParamSpecOverride::for_interface::<gio::DtlsConnection>)
+    .collect();
+    props.push(
+        glib::ParamSpecUInt::builder("mtu")
+            .nick("MTU")
+            .blurb("Largest datagram the connection sends, in bytes (IP and UDP headers not included)")
+            .minimum(super::engine::MIN_MTU)
+            .maximum(65_507)
+            .default_value(DEFAULT_MTU)
+            .explicit_notify()
+            .build(),
+    );
+    props
+}
+
+/// GDtlsClientConnection's properties.
+pub fn client_properties() -> Vec<glib::ParamSpec> {
+    ["server-identity", "validation-flags", "accepted-cas"]
+        .into_iter()
+        .map(glib::ParamSpecOverride::for_interface::<gio::DtlsClientConnection>)
+        .collect()
+}
+
+/// `accepted-cas`: a GList of GByteArray (DER names), as a pointer value.
+pub fn accepted_cas_value(cas: &[Vec<u8>]) -> glib::Value {
+    crate::iface::values::byte_array_list(cas)
+}
+
+pub fn protocols_value(p: &Option<Vec<String>>) -> glib::Value {
+    match p {
+        Some(v) => glib::StrV::from(v.iter().map(|s| glib::GString::from(s.as_str())).collect::<Vec<_>>()).to_value(),
+        None => glib::Value::from_type(glib::StrV::static_type()),
+    }
+}

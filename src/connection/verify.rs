@@ -1,0 +1,99 @@
+//! Peer verification. OpenSSL does not decide: the peer's chain goes to the
+//! connection's GTlsDatabase (any implementation), the result is masked by
+//! validation-flags, and `accept-certificate` has the last word.
+
+use gio::prelude::*;
+
+use super::base::Connection;
+use super::engine::Role;
+use crate::certificate::Certificate;
+use crate::error;
+use crate::trust::{PURPOSE_CLIENT, PURPOSE_SERVER};
+
+/// The peer's chain as linked GTlsCertificates (leaf first in `der`).
+pub(crate) fn certificate_chain(der: &[Vec<u8>]) -> Result<Option<gio::TlsCertificate>, glib::Error> {
+    let mut issuer: Option<gio::TlsCertificate> = None;
+    for d in der.iter().rev() {
+        let x509 = openssl::x509::X509::from_der(d).map_err(|e| error::bad_certificate("Peer sent an invalid certificate", &e))?;
+        issuer = Some(Certificate::from_x509(x509, issuer.as_ref()).upcast());
+    }
+    Ok(issuer)
+}
+
+/// The flags GIO would report for `peer`.
+fn peer_errors(conn: &Connection, peer: &gio::TlsCertificate, cancellable: Option<&gio::Cancellable>) -> Result<gio::TlsCertificateFlags, glib::Error> {
+    use gio::TlsCertificateFlags as F;
+    let role = conn.role();
+    let (database, identity, interaction) = {
+        let s = conn.settings();
+        (s.database.clone(), s.server_identity.clone(), s.interaction.clone())
+    };
+    let identity = if role == Role::Client { identity } else { None };
+    let purpose = if role == Role::Client { PURPOSE_SERVER } else { PURPOSE_CLIENT };
+    let mut flags = match &database {
+        Some(db) => match db.verify_chain(peer, purpose, identity.as_ref(), interaction.as_ref(), gio::TlsDatabaseVerifyFlags::NONE, cancellable) {
+            Ok(f) => f,
+            Err(e) if e.matches(gio::IOErrorEnum::Cancelled) => return Err(e),
+            Err(e) => {
+                glib::g_debug!(crate::LOG_DOMAIN, "{:?}: verify_chain failed: {}", conn.as_ptr(), e);
+                F::GENERIC_ERROR
+            }
+        },
+        // No database: nothing is trusted, but dates and identity still count.
+        None => F::UNKNOWN_CA | peer.verify(identity.as_ref(), None::<&gio::TlsCertificate>),
+    };
+    if role == Role::Client && identity.is_none() {
+        flags |= F::BAD_IDENTITY;
+    }
+    Ok(flags)
+}
+
+/// Verifies the peer after OpenSSL's handshake; `Err` rejects it.
+pub(crate) fn verify_peer(conn: &Connection, peer: Option<&gio::TlsCertificate>, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+    let role = conn.role();
+    let Some(peer) = peer else {
+        return match role {
+            Role::Client => Err(error::tls(gio::TlsError::BadCertificate, "The server sent no certificate")),
+            Role::Server => Ok(()),
+        };
+    };
+    let errors = peer_errors(conn, peer, cancellable)?;
+    {
+        let mut r = conn.results();
+        r.peer_certificate = Some(peer.clone());
+        r.peer_certificate_errors = errors;
+    }
+    let mask = match role {
+        Role::Client => conn.settings().validation_flags,
+        Role::Server => gio::TlsCertificateFlags::VALIDATE_ALL,
+    };
+    if (errors & mask).is_empty() {
+        return Ok(());
+    }
+    glib::g_debug!(crate::LOG_DOMAIN, "{:?}: peer certificate errors {:?}: asking accept-certificate", conn.as_ptr(), errors);
+    // No lock is held here: handlers may call back into the connection.
+    let accepted: bool = conn.emit_by_name("accept-certificate", &[peer, &errors]);
+    if accepted {
+        Ok(())
+    } else {
+        Err(error::tls(
+            gio::TlsError::BadCertificate,
+            format!("Unacceptable TLS certificate ({})", describe(errors)),
+        ))
+    }
+}
+
+/// A readable list of certificate flags.
+fn describe(flags: gio::TlsCertificateFlags) -> String {
+    use gio::TlsCertificateFlags as F;
+    let names = [
+        (F::UNKNOWN_CA, "unknown CA"),
+        (F::BAD_IDENTITY, "bad identity"),
+        (F::NOT_ACTIVATED, "not yet valid"),
+        (F::EXPIRED, "expired"),
+        (F::REVOKED, "revoked"),
+        (F::INSECURE, "insecure"),
+        (F::GENERIC_ERROR, "generic error"),
+    ];
+    names.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+}

@@ -1,0 +1,266 @@
+//! A UDP relay between one client and one server on 127.0.0.1 that records
+//! every datagram's size per direction and can drop or duplicate chosen
+//! ones (glib-networking's lossy tests drop the first datagram each way).
+//!
+//! The client sends to [`Relay::addr`]; the relay forwards from its own
+//! socket connected to the server, and sends the server's datagrams back to
+//! the address the client last sent from. Two threads (one per direction)
+//! with a short read timeout; Drop stops and joins them.
+
+use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const POLL: Duration = Duration::from_millis(10);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    ToServer,
+    ToClient,
+}
+
+/// What happens to one datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Forward,
+    Drop,
+    /// Forward twice.
+    Duplicate,
+}
+
+/// One datagram seen by the relay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Index within its direction, from 0.
+    pub index: usize,
+    pub len: usize,
+    pub verdict: Verdict,
+    /// When it arrived, relative to the relay's start.
+    pub at: Duration,
+}
+
+type Filter = Box<dyn FnMut(Direction, usize, &[u8]) -> Verdict + Send>;
+
+struct State {
+    to_server: Vec<Record>,
+    to_client: Vec<Record>,
+    client: Option<SocketAddr>,
+    errors: Vec<String>,
+}
+
+impl State {
+    fn records(&mut self, dir: Direction) -> &mut Vec<Record> {
+        match dir {
+            Direction::ToServer => &mut self.to_server,
+            Direction::ToClient => &mut self.to_client,
+        }
+    }
+}
+
+struct Shared {
+    state: Mutex<State>,
+    cond: Condvar,
+    filter: Mutex<Filter>,
+    stop: AtomicBool,
+    start: Instant,
+}
+
+/// See the module documentation.
+pub struct Relay {
+    addr: SocketAddr,
+    server: SocketAddr,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Starts relaying to `server` (forwarding everything until a filter is set).
+    pub fn start(server: SocketAddr) -> Self {
+        let front = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind relay front");
+        let back = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind relay back");
+        back.connect(server).expect("connect relay back");
+        front.set_read_timeout(Some(POLL)).unwrap();
+        back.set_read_timeout(Some(POLL)).unwrap();
+        let addr = front.local_addr().unwrap();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State { to_server: Vec::new(), to_client: Vec::new(), client: None, errors: Vec::new() }),
+            cond: Condvar::new(),
+            filter: Mutex::new(Box::new(|_, _, _| Verdict::Forward)),
+            stop: AtomicBool::new(false),
+            start: Instant::now(),
+        });
+        let front2 = front.try_clone().unwrap();
+        let back2 = back.try_clone().unwrap();
+        let t1 = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("relay-to-server".into())
+                .spawn(move || pump(&shared, Direction::ToServer, &front, &back))
+                .unwrap()
+        };
+        let t2 = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("relay-to-client".into())
+                .spawn(move || pump(&shared, Direction::ToClient, &back2, &front2))
+                .unwrap()
+        };
+        Relay { addr, server, shared, threads: vec![t1, t2] }
+    }
+
+    /// Where the client must send.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// Replaces the filter: `f(direction, index_in_direction, datagram)`.
+    pub fn set_filter(&self, f: impl FnMut(Direction, usize, &[u8]) -> Verdict + Send + 'static) {
+        *self.shared.filter.lock().unwrap() = Box::new(f);
+    }
+
+    /// Drops the datagrams with these indices (per direction, from 0).
+    pub fn drop_indices(&self, to_server: &[usize], to_client: &[usize]) {
+        let (s, c): (HashSet<usize>, HashSet<usize>) = (to_server.iter().copied().collect(), to_client.iter().copied().collect());
+        self.set_filter(move |dir, i, _| {
+            let set = if dir == Direction::ToServer { &s } else { &c };
+            if set.contains(&i) {
+                Verdict::Drop
+            } else {
+                Verdict::Forward
+            }
+        });
+    }
+
+    /// glib-networking's lossy test: the first datagram of each side is lost.
+    pub fn drop_first_each_way(&self) {
+        self.drop_indices(&[0], &[0]);
+    }
+
+    /// Drops everything in `dir` (a silent peer).
+    pub fn blackhole(&self, dir: Direction) {
+        self.set_filter(move |d, _, _| if d == dir { Verdict::Drop } else { Verdict::Forward });
+    }
+
+    /// Every datagram seen in `dir`, dropped ones included.
+    pub fn records(&self, dir: Direction) -> Vec<Record> {
+        self.shared.state.lock().unwrap().records(dir).clone()
+    }
+
+    /// Sizes of every datagram seen in `dir`, dropped ones included.
+    pub fn sizes(&self, dir: Direction) -> Vec<usize> {
+        self.records(dir).iter().map(|r| r.len).collect()
+    }
+
+    /// Sizes of the datagrams actually forwarded in `dir`.
+    pub fn forwarded_sizes(&self, dir: Direction) -> Vec<usize> {
+        self.records(dir).iter().filter(|r| r.verdict != Verdict::Drop).map(|r| r.len).collect()
+    }
+
+    pub fn count(&self, dir: Direction) -> usize {
+        self.shared.state.lock().unwrap().records(dir).len()
+    }
+
+    /// The client's address (once it sent something).
+    pub fn client(&self) -> Option<SocketAddr> {
+        self.shared.state.lock().unwrap().client
+    }
+
+    /// Socket errors the relay met (ECONNREFUSED from a vanished peer…).
+    pub fn errors(&self) -> Vec<String> {
+        self.shared.state.lock().unwrap().errors.clone()
+    }
+
+    /// Waits until at least `n` datagrams were seen in `dir`.
+    pub fn wait_count(&self, dir: Direction, n: usize, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.shared.state.lock().unwrap();
+        loop {
+            if st.records(dir).len() >= n {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let seen = st.records(dir).len();
+                return Err(format!("relay: {seen} datagrams {dir:?}, expected {n} within {timeout:?}"));
+            }
+            st = self.shared.cond.wait_timeout(st, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Stops both threads. Idempotent.
+    pub fn stop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            let st = self.shared.state.lock().unwrap();
+            eprintln!(
+                "---- relay ----\nto server: {:?}\nto client: {:?}\nerrors: {:?}",
+                st.to_server.iter().map(|r| (r.len, r.verdict)).collect::<Vec<_>>(),
+                st.to_client.iter().map(|r| (r.len, r.verdict)).collect::<Vec<_>>(),
+                st.errors
+            );
+        }
+    }
+}
+
+fn pump(shared: &Shared, dir: Direction, from: &UdpSocket, to: &UdpSocket) {
+    let mut buf = vec![0u8; 65536];
+    while !shared.stop.load(Ordering::SeqCst) {
+        let (n, src) = match from.recv_from(&mut buf) {
+            Ok(v) => v,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e) => {
+                shared.state.lock().unwrap().errors.push(format!("{dir:?} recv: {e}"));
+                continue;
+            }
+        };
+        let data = &buf[..n];
+        let dest = {
+            let mut st = shared.state.lock().unwrap();
+            if dir == Direction::ToServer {
+                st.client = Some(src);
+            }
+            st.client
+        };
+        let index = shared.state.lock().unwrap().records(dir).len();
+        let verdict = (shared.filter.lock().unwrap())(dir, index, data);
+        let copies = match verdict {
+            Verdict::Forward => 1,
+            Verdict::Drop => 0,
+            Verdict::Duplicate => 2,
+        };
+        for _ in 0..copies {
+            let r = match dir {
+                Direction::ToServer => to.send(data),
+                Direction::ToClient => match dest {
+                    Some(d) => to.send_to(data, d),
+                    None => Ok(0),
+                },
+            };
+            if let Err(e) = r {
+                shared.state.lock().unwrap().errors.push(format!("{dir:?} send: {e}"));
+            }
+        }
+        {
+            let mut st = shared.state.lock().unwrap();
+            let at = shared.start.elapsed();
+            st.records(dir).push(Record { index, len: n, verdict, at });
+        }
+        shared.cond.notify_all();
+    }
+}
