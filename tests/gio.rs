@@ -9,3 +9,5 @@ mod backend;
 mod certificate;
 #[path = "gio/database.rs"]
 mod database;
+#[path = "gio/dtls_errors.rs"]
+mod dtls_errors;
