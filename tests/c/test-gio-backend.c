@@ -443,15 +443,6 @@ test_backend_dtls_client_construct (void)
   identity = g_network_address_new ("server.example.com", 4433);
 
   conn = g_dtls_client_connection_new (G_DATAGRAM_BASED (sock), identity, &error);
-  /* TODO(issue 3): remove once DtlsOpensslClientConnection exists. */
-  if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED))
-    {
-      g_test_skip (error->message);
-      g_clear_error (&error);
-      g_object_unref (identity);
-      g_object_unref (sock);
-      return;
-    }
   g_assert_no_error (error);
   g_assert_true (G_IS_DTLS_CLIENT_CONNECTION (conn));
   g_assert_true (G_IS_DTLS_CONNECTION (conn));
