@@ -11,3 +11,5 @@ mod certificate;
 mod database;
 #[path = "gio/dtls_errors.rs"]
 mod dtls_errors;
+#[path = "gio/dtls_client.rs"]
+mod dtls_client;

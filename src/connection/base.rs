@@ -54,6 +54,11 @@ impl Connection {
         self.imp().results.lock().unwrap()
     }
 
+    /// Whether a handshake has been attempted.
+    pub(crate) fn handshake_started(&self) -> bool {
+        self.imp().prepared.load(Ordering::Acquire)
+    }
+
     pub(crate) fn check_open(&self, reading: bool) -> Result<(), glib::Error> {
         let imp = self.imp();
         let closed = if reading { &imp.read_closed } else { &imp.write_closed };

@@ -113,7 +113,10 @@ pub(crate) fn ready_now(conn: &Connection, condition: glib::IOCondition) -> glib
     }
     let connected = matches!(outcome, Some(Ok(())));
     drop(engine);
-    if condition.contains(C::OUT) && connected && !core.has_unsent() {
+    // Before the handshake starts, a send is what starts it; during it,
+    // only incoming datagrams or the timer move things.
+    let writable = connected || !conn.handshake_started();
+    if condition.contains(C::OUT) && writable && !core.has_unsent() {
         ready |= C::OUT;
     }
     if !connected && engine_timer_expired(conn) {

@@ -9,6 +9,7 @@
 //! MTU: SSL_OP_NO_QUERY_MTU + `set_mtu` (rust-openssl's BIO answers the MTU
 //! query with 0, and OpenSSL would fall back to 256-byte fragments).
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -92,11 +93,11 @@ impl std::fmt::Display for DriveError {
 }
 
 /// Repeats `op` until it completes, servicing DTLS timers between tries.
-pub fn drive<T>(
-    stream: &mut SslStream<DgramIo>,
+pub fn drive<S: Read + Write, T>(
+    stream: &mut SslStream<S>,
     deadline: Instant,
     stop: Option<&AtomicBool>,
-    mut op: impl FnMut(&mut SslStream<DgramIo>) -> Result<T, openssl::ssl::Error>,
+    mut op: impl FnMut(&mut SslStream<S>) -> Result<T, openssl::ssl::Error>,
 ) -> Result<T, DriveError> {
     loop {
         match op(stream) {
@@ -129,8 +130,7 @@ fn describe(e: &openssl::ssl::Error) -> String {
 fn name_cn(name: &openssl::x509::X509NameRef) -> Option<String> {
     name.entries_by_nid(openssl::nid::Nid::COMMONNAME)
         .next()
-        .and_then(|e| e.data().as_utf8().ok())
-        .map(|s| s.to_string())
+        .and_then(|e| e.data().to_string().ok())
 }
 
 /// ALPN wire format (length-prefixed list).
@@ -142,18 +142,6 @@ pub fn alpn_wire(protocols: &[String]) -> Vec<u8> {
         v.extend_from_slice(p.as_bytes());
     }
     v
-}
-
-/// Drops the socket's connected peer (`connect(AF_UNSPEC)`).
-fn disconnect(sock: &UdpSocket) {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a zeroed sockaddr with sa_family = AF_UNSPEC is the documented
-    // way to dissolve a UDP association; the fd is owned by `sock`.
-    unsafe {
-        let mut sa: libc::sockaddr = std::mem::zeroed();
-        sa.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
-        libc::connect(sock.as_raw_fd(), &sa, std::mem::size_of::<libc::sockaddr>() as libc::socklen_t);
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -314,8 +302,9 @@ impl EchoLog {
 type Shared = Arc<(Mutex<EchoLog>, Condvar)>;
 
 /// A DTLS 1.2 echo server in a thread on 127.0.0.1:ephemeral. Serves
-/// `max_connections` clients one after another (the socket is connected to
-/// each client after its first ClientHello), echoing every datagram (up to
+/// `max_connections` clients one after another (each is whoever sent the
+/// oldest pending ClientHello; see `ServerIo` for why the socket is not
+/// `connect()`ed), echoing every datagram (up to
 /// [`MAX_ECHO`] bytes) as one record. A connection ends on close_notify
 /// (answered), a fatal error or the stop flag; Drop stops and joins.
 pub struct EchoPeer {
@@ -403,29 +392,99 @@ fn is_client_hello(d: &[u8]) -> bool {
     d.len() > 13 && d[0] == 22 && d[13] == 1
 }
 
+/// Datagrams that arrived from other addresses during a connection.
+type Stash = Arc<Mutex<VecDeque<(Vec<u8>, SocketAddr)>>>;
+
+/// The server's view of one client on the shared, *unconnected* socket:
+/// reads return only that client's datagrams (others are stashed for the
+/// next connection), writes go to it.
+///
+/// Not `connect()`: a connected UDP socket makes the kernel answer every
+/// other sender with ICMP port-unreachable (a client connecting while the
+/// previous one is closing gets ECONNREFUSED), and `connect(AF_UNSPEC)`
+/// on a socket bound to port 0 unhashes it — the port is lost.
+struct ServerIo {
+    sock: UdpSocket,
+    peer: SocketAddr,
+    stash: Stash,
+}
+
+impl Read for ServerIo {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        {
+            let mut st = self.stash.lock().unwrap();
+            if let Some(pos) = st.iter().position(|(_, a)| *a == self.peer) {
+                let (d, _) = st.remove(pos).unwrap();
+                let n = d.len().min(buf.len());
+                buf[..n].copy_from_slice(&d[..n]);
+                return Ok(n);
+            }
+        }
+        loop {
+            let (n, from) = self.sock.recv_from(buf)?;
+            if from == self.peer {
+                return Ok(n);
+            }
+            let mut st = self.stash.lock().unwrap();
+            if st.len() < 256 {
+                st.push_back((buf[..n].to_vec(), from));
+            }
+        }
+    }
+}
+
+impl Write for ServerIo {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sock.send_to(buf, self.peer)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn serve(ctx: &SslContext, sock: &UdpSocket, opts: &EchoPeerOpts, stop: &AtomicBool, shared: &Shared) {
     let deadline = Instant::now() + opts.lifetime;
+    let stash: Stash = Arc::new(Mutex::new(VecDeque::new()));
+    let mut buf = vec![0u8; 65536];
     for _ in 0..opts.max_connections {
-        // Wait for a ClientHello; discard leftovers of a previous connection.
+        // The next client is whoever sent the oldest ClientHello; other
+        // leftovers of earlier connections are discarded.
         let client = loop {
             if stop.load(Ordering::SeqCst) || Instant::now() >= deadline {
                 return;
             }
-            let mut head = [0u8; 14];
-            match sock.peek_from(&mut head) {
-                Ok((n, from)) if is_client_hello(&head[..n]) => break from,
-                Ok(_) => {
-                    let _ = sock.recv_from(&mut [0u8; 1]);
+            {
+                let mut st = stash.lock().unwrap();
+                while let Some((d, from)) = st.front() {
+                    if is_client_hello(d) {
+                        break;
+                    }
+                    let _ = from;
+                    st.pop_front();
                 }
-                Err(_) => {}
+                if let Some((_, from)) = st.front() {
+                    break *from;
+                }
+            }
+            if let Ok((n, from)) = sock.recv_from(&mut buf) {
+                if is_client_hello(&buf[..n]) {
+                    stash.lock().unwrap().push_back((buf[..n].to_vec(), from));
+                }
             }
         };
         let mut conn = EchoConn { client: Some(client), ..Default::default() };
-        let result = serve_one(ctx, sock, client, opts, stop, deadline, &mut conn, shared);
+        let io = match sock.try_clone() {
+            Ok(s) => ServerIo { sock: s, peer: client, stash: stash.clone() },
+            Err(e) => {
+                conn.error = Some(format!("socket clone: {e}"));
+                shared.0.lock().unwrap().conns.push(conn);
+                return;
+            }
+        };
+        let result = serve_one(ctx, io, opts, stop, deadline, &mut conn, shared);
         if let Err(e) = result {
             conn.error = Some(e);
         }
-        disconnect(sock);
         let mut log = shared.0.lock().unwrap();
         // serve_one published a provisional entry after the handshake.
         if conn.handshake_ok {
@@ -437,21 +496,17 @@ fn serve(ctx: &SslContext, sock: &UdpSocket, opts: &EchoPeerOpts, stop: &AtomicB
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn serve_one(
     ctx: &SslContext,
-    sock: &UdpSocket,
-    client: SocketAddr,
+    io: ServerIo,
     opts: &EchoPeerOpts,
     stop: &AtomicBool,
     deadline: Instant,
     conn: &mut EchoConn,
     shared: &Shared,
 ) -> Result<(), String> {
-    sock.connect(client).map_err(|e| format!("connect: {e}"))?;
     let mut ssl = Ssl::new(ctx).map_err(|e| e.to_string())?;
     ssl.set_mtu(opts.mtu).map_err(|e| e.to_string())?;
-    let io = DgramIo(sock.try_clone().map_err(|e| e.to_string())?);
     let mut s = SslStream::new(ssl, io).map_err(|e| e.to_string())?;
     match drive(&mut s, deadline, Some(stop), |s| s.accept()) {
         Ok(()) => {}
@@ -500,7 +555,7 @@ fn serve_one(
 
 /// Options of [`RawClient::connect`]. `Default` = no verification, no
 /// client certificate, MTU 1400, 10 s per operation.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct RawClientOpts {
     /// Verify the server against this CA file (None: no verification).
     pub ca_file: Option<PathBuf>,

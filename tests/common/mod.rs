@@ -123,3 +123,4 @@ pub mod echo_peer;
 pub mod peers;
 pub mod relay;
 pub mod strict_socket;
+pub mod dtls;

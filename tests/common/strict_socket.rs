@@ -8,8 +8,10 @@
 //! * `send_messages` fails with G_IO_ERROR_WOULD_BLOCK on every other call
 //!   ([`SendMode`], default: first call WOULD_BLOCK, then success, …).
 //! * `create_source` delegates to the inner socket's
-//!   (`g_datagram_based_create_source`): the source's callback therefore
-//!   receives the *inner socket* as its first argument.
+//!   (`g_datagram_based_create_source`) and returns a thin parent source
+//!   around it, so that the callback receives the StrictSocket (not the
+//!   inner socket: gio-rs's `create_source` asserts on the type) and the
+//!   inner socket's current condition.
 //!
 //! Every call is counted ([`StrictSocket::counts`]).
 
@@ -215,14 +217,79 @@ unsafe extern "C" fn send_messages(
     })
 }
 
+/// The parent source returned by `create_source`: dispatched when its child
+/// (the inner socket's source) is ready.
+#[repr(C)]
+struct StrictSource {
+    source: GSource,
+    /// Strong reference to the StrictSocket, released in `finalize`.
+    wrapper: *mut GDatagramBased,
+    condition: GIOCondition,
+}
+
+static STRICT_SOURCE_FUNCS: glib::ffi::GSourceFuncs = glib::ffi::GSourceFuncs {
+    prepare: None,
+    check: None,
+    dispatch: Some(strict_source_dispatch),
+    finalize: Some(strict_source_finalize),
+    closure_callback: None,
+    closure_marshal: None,
+};
+
+unsafe extern "C" fn strict_source_dispatch(source: *mut GSource, callback: glib::ffi::GSourceFunc, user_data: glib::ffi::gpointer) -> gboolean {
+    guard("source dispatch", || {
+        // SAFETY: GLib dispatches only sources made by `create_source`
+        // below, which are StrictSource-sized and initialised.
+        let (wrapper, condition) = unsafe { ((*(source as *mut StrictSource)).wrapper, (*(source as *mut StrictSource)).condition) };
+        let Some(callback) = callback else {
+            eprintln!("StrictSocket source dispatched without a callback");
+            return glib::ffi::GFALSE;
+        };
+        // SAFETY: users of g_datagram_based_create_source set a
+        // GDatagramBasedSourceFunc cast to GSourceFunc (as GSocket's do).
+        let callback: unsafe extern "C" fn(*mut GDatagramBased, GIOCondition, glib::ffi::gpointer) -> gboolean =
+            unsafe { std::mem::transmute(callback) };
+        // The *inner* GSocket's check: the StrictSocket's own would abort.
+        let ready = gio::prelude::SocketExt::condition_check(imp(wrapper).inner(), unsafe { from_glib(condition) });
+        // SAFETY: `wrapper` is kept alive by this source.
+        unsafe { callback(wrapper, ready.into_glib(), user_data) }
+    })
+}
+
+unsafe extern "C" fn strict_source_finalize(source: *mut GSource) {
+    // SAFETY: as in dispatch; drops the reference taken in create_source.
+    unsafe { glib::gobject_ffi::g_object_unref((*(source as *mut StrictSource)).wrapper as *mut _) };
+}
+
+unsafe extern "C" fn child_noop(_: *mut GDatagramBased, _: GIOCondition, _: glib::ffi::gpointer) -> gboolean {
+    glib::ffi::GTRUE
+}
+
 unsafe extern "C" fn create_source(d: *mut GDatagramBased, condition: GIOCondition, cancellable: *mut GCancellable) -> *mut GSource {
     guard("create_source", || {
         let imp = imp(d);
         imp.create_source.fetch_add(1, Ordering::SeqCst);
         let inner: *mut GDatagramBased = imp.inner().upcast_ref::<gio::DatagramBased>().to_glib_none().0;
-        // SAFETY: forwards to the inner socket; the returned full reference
-        // passes to our caller.
-        unsafe { gio::ffi::g_datagram_based_create_source(inner, condition, cancellable) }
+        // SAFETY: plain GLib calls on objects we own. The child is the inner
+        // socket's own source (full reference, handed to the parent); the
+        // parent is a zero-initialised StrictSource whose fields are set
+        // before anyone else sees it; GLib never writes to the funcs table.
+        unsafe {
+            let child = gio::ffi::g_datagram_based_create_source(inner, condition, cancellable);
+            let cb: unsafe extern "C" fn(*mut GDatagramBased, GIOCondition, glib::ffi::gpointer) -> gboolean = child_noop;
+            glib::ffi::g_source_set_callback(child, Some(std::mem::transmute::<_, unsafe extern "C" fn(glib::ffi::gpointer) -> gboolean>(cb)), std::ptr::null_mut(), None);
+            let parent = glib::ffi::g_source_new(
+                &STRICT_SOURCE_FUNCS as *const _ as *mut glib::ffi::GSourceFuncs,
+                std::mem::size_of::<StrictSource>() as u32,
+            );
+            let s = parent as *mut StrictSource;
+            (*s).wrapper = glib::gobject_ffi::g_object_ref(d as *mut _) as *mut GDatagramBased;
+            (*s).condition = condition;
+            glib::ffi::g_source_add_child_source(parent, child);
+            glib::ffi::g_source_unref(child);
+            glib::ffi::g_source_set_static_name(parent, c"StrictSocket".as_ptr());
+            parent
+        }
     })
 }
 
