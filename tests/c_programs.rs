@@ -28,8 +28,13 @@ fn build(name: &str) -> PathBuf {
 }
 
 fn run(exe: &Path) {
+    run_with(exe, &[]);
+}
+
+fn run_with(exe: &Path, extra: &[(&str, String)]) {
     let env = common::init();
     let out = Command::new(exe)
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
         .env("GIO_MODULE_DIR", &env.modules)
         .env("GIO_USE_TLS", "dtls-openssl")
         .env("DTLS_EXPECT_BACKEND", "DtlsOpensslBackend")
@@ -45,4 +50,13 @@ fn run(exe: &Path) {
 #[test]
 fn c_gio_backend_certificates_and_databases() {
     run(&build("test-gio-backend"));
+}
+
+/// The echo server serves the program's two connections in turn.
+#[test]
+fn c_dtls_client_against_an_openssl_echo_server() {
+    use common::echo_peer::{EchoPeer, EchoPeerOpts};
+    let exe = build("test-dtls-client");
+    let peer = EchoPeer::start(EchoPeerOpts::new(&common::init().pki).max_connections(2));
+    run_with(&exe, &[("DTLS_TEST_PORT", peer.addr().port().to_string())]);
 }
