@@ -62,7 +62,7 @@ fn raw_handshakes(n: usize) -> Vec<Duration> {
     let opts = RawClientOpts::default().verify(&pki.join("ca.pem"), "server.example.com");
     (0..n)
         .map(|_| {
-            let c = RawClient::connect(peer.addr(), &opts).unwrap();
+            let mut c = RawClient::connect(peer.addr(), &opts).unwrap();
             let t = c.handshake_time();
             c.close().unwrap();
             t

@@ -33,12 +33,12 @@ glib::wrapper! {
 impl Certificate {
     /// Wraps an already parsed certificate (a database entry, a peer's).
     pub fn from_x509(x509: X509, issuer: Option<&gio::TlsCertificate>) -> Certificate {
-        let der = x509.to_der().expect("an X509 parsed by OpenSSL re-encodes");
+        // Already parsed: hand it to init directly instead of a DER round
+        // trip through the construct properties.
+        PREPARSED.with(|p| *p.borrow_mut() = Some(Parsed { x509, key: None, issuer: issuer.cloned() }));
         gio::Initable::builder::<Certificate>()
-            .property("certificate", glib::ByteArray::from(der.as_slice()))
-            .property("issuer", issuer)
             .build(gio::Cancellable::NONE)
-            .expect("DER produced by OpenSSL parses")
+            .expect("a pre-parsed certificate initialises")
     }
 
     /// The OpenSSL certificate (None only if `init` was never run).
@@ -127,6 +127,12 @@ fn escape_dn_value(v: &str) -> String {
         out.push(c);
     }
     out
+}
+
+thread_local! {
+    /// Set by [`Certificate::from_x509`] just before it constructs; taken by
+    /// the `init` that follows on the same thread.
+    static PREPARSED: std::cell::RefCell<Option<Parsed>> = const { std::cell::RefCell::new(None) };
 }
 
 /// What `init` parsed.
@@ -348,6 +354,10 @@ pub(crate) mod imp {
     impl InitableImpl for Certificate {
         fn init(&self, _cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
             if self.parsed.get().is_some() {
+                return Ok(());
+            }
+            if let Some(p) = PREPARSED.with(|p| p.borrow_mut().take()) {
+                let _ = self.parsed.set(p);
                 return Ok(());
             }
             let c = std::mem::take(&mut *self.construct.lock().unwrap());

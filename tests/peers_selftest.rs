@@ -59,6 +59,21 @@ fn openssl_server_echo_prefix_through_relay() {
 }
 
 #[test]
+fn openssl_server_listen_cookie_and_sequential_clients() {
+    let server = OpensslServer::start(OpensslServerOpts::new(pki()).listen().echo_prefix("e "));
+    let relay = Relay::start(server.addr());
+    for i in 1..=2 {
+        let mut client = RawClient::connect(relay.addr(), &RawClientOpts::default()).expect("handshake");
+        let msg = format!("e client {i}\n");
+        assert_eq!(client.echo(msg.as_bytes()).unwrap(), msg.as_bytes());
+        client.close().unwrap();
+        server.wait_handshake(i, T).unwrap();
+    }
+    // -listen: the first ClientHello is answered by a HelloVerifyRequest.
+    assert!(relay.count(Direction::ToServer) >= 8, "{:?}", relay.sizes(Direction::ToServer));
+}
+
+#[test]
 fn openssl_s_client_to_s_server_through_relay() {
     let server = OpensslServer::start(OpensslServerOpts::new(pki()));
     let relay = Relay::start(server.addr());
@@ -137,7 +152,7 @@ fn echo_peer_mtu_limits_handshake_datagrams() {
     let peer = EchoPeer::start(EchoPeerOpts::new(pki()).cert(&pki().join("chain-full.pem"), &pki().join("leaf-int.key")).mtu(600));
     let relay = Relay::start(peer.addr());
     let opts = RawClientOpts { mtu: 600, ..RawClientOpts::default() };
-    let client = RawClient::connect(relay.addr(), &opts).expect("handshake");
+    let mut client = RawClient::connect(relay.addr(), &opts).expect("handshake");
     client.close().unwrap();
     let to_client = relay.sizes(Direction::ToClient);
     assert!(to_client.iter().all(|&n| n <= 600), "{to_client:?}");
@@ -148,16 +163,15 @@ fn echo_peer_mtu_limits_handshake_datagrams() {
 fn echo_peer_cookie_exchange_and_resumption() {
     let peer = EchoPeer::start(EchoPeerOpts::new(pki()).cookie_exchange().max_connections(2));
     let relay = Relay::start(peer.addr());
-    let first = RawClient::connect(relay.addr(), &RawClientOpts::default()).expect("first handshake");
+    let mut first = RawClient::connect(relay.addr(), &RawClientOpts::default()).expect("first handshake");
     assert!(!first.session_reused());
-    let session = first.session().expect("session");
     first.close().unwrap();
     peer.wait(T, |l| l.conns.len() == 1 && l.conns[0].closed_by_client).unwrap();
-    // ClientHello, HelloVerifyRequest, ClientHello with cookie.
-    let recs = relay.records(Direction::ToClient);
-    assert!(recs.len() >= 2, "{recs:?}");
+    // ClientHello, HelloVerifyRequest, ClientHello with the 16-byte cookie.
+    let up = relay.sizes(Direction::ToServer);
+    assert_eq!(up[1], up[0] + 16, "{up:?}");
 
-    let second = RawClient::connect(relay.addr(), &RawClientOpts { session: Some(session), ..RawClientOpts::default() }).expect("resumed handshake");
+    let mut second = first.resume(relay.addr()).expect("resumed handshake");
     assert!(second.session_reused());
     second.close().unwrap();
     let log = peer.wait_finished(T).unwrap();

@@ -129,6 +129,8 @@ pub struct Core {
     pub write_op: Mutex<()>,
     handshake: Mutex<HandshakeState>,
     handshake_changed: Condvar,
+    /// Reusable wait for incoming datagrams (created on first use).
+    waiter: Mutex<Option<io::Waiter>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -191,6 +193,7 @@ impl Core {
             write_op: Mutex::new(()),
             handshake: Mutex::new(HandshakeState::default()),
             handshake_changed: Condvar::new(),
+            waiter: Mutex::new(None),
         }
     }
 
@@ -374,15 +377,44 @@ impl Core {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let woken = io::wait(&self.base, w.condition, until, cancellable)?;
+        let woken = self.wait_base(w.condition, until, cancellable)?;
         if woken == Woken::Deadline && deadline.passed() {
             return Err(deadline.expired_error());
         }
         Ok(())
     }
 
+    /// Waits on the base socket: for `G_IO_IN` through the reusable waiter
+    /// when no other thread is using it.
+    fn wait_base(&self, condition: glib::IOCondition, until: Option<Instant>, cancellable: Option<&gio::Cancellable>) -> Result<Woken, glib::Error> {
+        if condition == glib::IOCondition::IN {
+            if let Ok(mut slot) = self.waiter.try_lock() {
+                let waiter = slot.get_or_insert_with(|| io::Waiter::new(&self.base));
+                return waiter.wait_in(until, cancellable);
+            }
+        }
+        io::wait(&self.base, condition, until, cancellable)
+    }
+
+    /// Moves at most one waiting datagram into the engine; whether it did.
+    fn pull_one(&self) -> Result<bool, glib::Error> {
+        let mut buf = self.incoming.lock().unwrap();
+        match io::try_receive(&self.base, &mut buf)? {
+            Some(len) => {
+                self.engine().push_datagram(&buf[..len]);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Receives one record into `buf`.
     pub fn read(&self, buf: &mut [u8], deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<Received, glib::Error> {
+        // A blocking read waits before its first receive attempt: in the
+        // usual request/response pattern nothing is there yet, and a failed
+        // non-blocking receive costs a GError. The wait returns at once if a
+        // datagram is already queued.
+        let mut try_first = deadline == Deadline::Now;
         loop {
             if let Some(c) = cancellable {
                 c.set_error_if_cancelled()?;
@@ -397,13 +429,14 @@ impl Core {
             // After the handshake the timer may still be running (our last
             // flight, until the peer shows it got it).
             let timer = self.run_timer()?;
-            if self.pull()? > 0 {
+            if try_first && self.pull_one()? {
                 continue;
             }
             if deadline.passed() {
                 return Err(deadline.expired_error());
             }
             self.wait(Wait { condition: glib::IOCondition::IN, deadline: timer }, deadline, cancellable)?;
+            try_first = true;
         }
     }
 

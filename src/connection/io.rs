@@ -197,3 +197,78 @@ pub fn on_cancelled<F: FnMut() -> glib::ControlFlow + 'static>(c: &gio::Cancella
         from_glib_full(raw)
     }
 }
+
+/// A reusable wait for `G_IO_IN` on one base socket: a private main
+/// context with the socket's source attached once, so the data path
+/// allocates no sources per datagram. Used by one thread at a time (the
+/// caller holds the lock around it); other waits use [`wait`].
+pub struct Waiter {
+    ctx: glib::MainContext,
+    fired: Arc<AtomicU8>,
+    source: glib::Source,
+}
+
+// SAFETY: the context and the source are thread-safe GLib objects; the
+// source's callback only touches an atomic. Access is serialised by the
+// Mutex the connection keeps the Waiter in.
+unsafe impl Send for Waiter {}
+
+impl Waiter {
+    pub fn new(base: &gio::DatagramBased) -> Waiter {
+        let ctx = glib::MainContext::new();
+        let fired = Arc::new(AtomicU8::new(0));
+        let f = fired.clone();
+        let source = base.create_source(
+            glib::IOCondition::IN | glib::IOCondition::ERR | glib::IOCondition::HUP,
+            gio::Cancellable::NONE,
+            None,
+            glib::Priority::DEFAULT,
+            move |_, _| {
+                f.store(1, Ordering::Relaxed);
+                glib::ControlFlow::Continue
+            },
+        );
+        source.attach(Some(&ctx));
+        Waiter { ctx, fired, source }
+    }
+
+    /// Like [`wait`] for `G_IO_IN`.
+    pub fn wait_in(&self, deadline: Option<Instant>, cancellable: Option<&gio::Cancellable>) -> Result<Woken, glib::Error> {
+        if let Some(c) = cancellable {
+            c.set_error_if_cancelled()?;
+        }
+        let _owner = self.ctx.acquire().map_err(|_| {
+            crate::error::io(gio::IOErrorEnum::Busy, "The connection's wait context is in use by another thread")
+        })?;
+        self.fired.store(0, Ordering::Relaxed);
+        let timer = deadline.map(|d| {
+            let f = self.fired.clone();
+            let s = glib::timeout_source_new(d.saturating_duration_since(Instant::now()), None, glib::Priority::DEFAULT, move || {
+                f.store(2, Ordering::Relaxed);
+                glib::ControlFlow::Break
+            });
+            s.attach(Some(&self.ctx));
+            s
+        });
+        let cancel = cancellable.map(|c| cancellable_source(c, &self.ctx));
+        while self.fired.load(Ordering::Relaxed) == 0 && !cancellable.is_some_and(|c| c.is_cancelled()) {
+            self.ctx.iteration(true);
+        }
+        if let Some(t) = timer {
+            t.destroy();
+        }
+        if let Some(c) = cancel {
+            c.destroy();
+        }
+        if let Some(c) = cancellable {
+            c.set_error_if_cancelled()?;
+        }
+        Ok(if self.fired.load(Ordering::Relaxed) == 2 { Woken::Deadline } else { Woken::Ready })
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        self.source.destroy();
+    }
+}

@@ -455,11 +455,7 @@ fn serve(ctx: &SslContext, sock: &UdpSocket, opts: &EchoPeerOpts, stop: &AtomicB
             }
             {
                 let mut st = stash.lock().unwrap();
-                while let Some((d, from)) = st.front() {
-                    if is_client_hello(d) {
-                        break;
-                    }
-                    let _ = from;
+                while st.front().is_some_and(|(d, _)| !is_client_hello(d)) {
                     st.pop_front();
                 }
                 if let Some((_, from)) = st.front() {
@@ -566,8 +562,6 @@ pub struct RawClientOpts {
     pub alpn: Vec<String>,
     /// 0 = [`DEFAULT_MTU`].
     pub mtu: u32,
-    /// Resume this session.
-    pub session: Option<SslSession>,
     /// Bound of the handshake and of each later operation; ZERO = 10 s.
     pub timeout: Duration,
 }
@@ -602,6 +596,8 @@ impl RawClientOpts {
 /// A plain-OpenSSL DTLS 1.2 client on a connected UDP socket.
 pub struct RawClient {
     stream: SslStream<DgramIo>,
+    ctx: SslContext,
+    opts: RawClientOpts,
     handshake: Duration,
     timeout: Duration,
     closed: bool,
@@ -610,6 +606,17 @@ pub struct RawClient {
 impl RawClient {
     /// Connects and completes the handshake within `opts.timeout`.
     pub fn connect(addr: SocketAddr, opts: &RawClientOpts) -> Result<Self, String> {
+        Self::connect_with(addr, Self::context(opts)?, opts, None)
+    }
+
+    /// A new connection (to `addr`) offering this client's session for
+    /// resumption, with the same context and options.
+    pub fn resume(&self, addr: SocketAddr) -> Result<Self, String> {
+        let session = self.session().ok_or("no session to resume")?;
+        Self::connect_with(addr, self.ctx.clone(), &self.opts, Some(session))
+    }
+
+    fn context(opts: &RawClientOpts) -> Result<SslContext, String> {
         let mut b = SslContextBuilder::new(SslMethod::dtls()).map_err(|e| e.to_string())?;
         b.set_min_proto_version(Some(SslVersion::DTLS1_2)).map_err(|e| e.to_string())?;
         b.set_max_proto_version(Some(SslVersion::DTLS1_2)).map_err(|e| e.to_string())?;
@@ -628,7 +635,10 @@ impl RawClient {
         if !opts.alpn.is_empty() {
             b.set_alpn_protos(&alpn_wire(&opts.alpn)).map_err(|e| e.to_string())?;
         }
-        let ctx = b.build();
+        Ok(b.build())
+    }
+
+    fn connect_with(addr: SocketAddr, ctx: SslContext, opts: &RawClientOpts, session: Option<SslSession>) -> Result<Self, String> {
         let mut ssl = Ssl::new(&ctx).map_err(|e| e.to_string())?;
         ssl.set_mtu(if opts.mtu == 0 { DEFAULT_MTU } else { opts.mtu }).map_err(|e| e.to_string())?;
         if let Some(h) = &opts.hostname {
@@ -643,9 +653,9 @@ impl RawClient {
                 .map_err(|e| e.to_string())?;
             }
         }
-        if let Some(sess) = &opts.session {
-            // SAFETY: the session comes from a context of the same method;
-            // OpenSSL only requires that it outlive nothing (it is refcounted).
+        if let Some(sess) = &session {
+            // SAFETY: rust-openssl requires the session to belong to this
+            // SslContext: `resume` passes the context that made it.
             unsafe { ssl.set_session(sess) }.map_err(|e| e.to_string())?;
         }
         let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
@@ -656,7 +666,7 @@ impl RawClient {
         let start = Instant::now();
         drive(&mut stream, start + timeout, None, |s| s.connect()).map_err(|e| format!("handshake with {addr}: {e}"))?;
         let handshake = start.elapsed();
-        Ok(RawClient { stream, handshake, timeout, closed: false })
+        Ok(RawClient { stream, ctx, opts: opts.clone(), handshake, timeout, closed: false })
     }
 
     /// Time from the first ClientHello to handshake completion.
@@ -709,9 +719,12 @@ impl RawClient {
         self.recv(self.timeout)
     }
 
-    /// Sends close_notify (does not wait for the answer).
-    pub fn close(mut self) -> Result<(), String> {
-        self.closed = true;
+    /// Sends close_notify (does not wait for the answer). Idempotent; the
+    /// client stays usable for `resume`.
+    pub fn close(&mut self) -> Result<(), String> {
+        if std::mem::replace(&mut self.closed, true) {
+            return Ok(());
+        }
         self.stream.shutdown().map(|_| ()).map_err(|e| describe(&e))
     }
 }
@@ -727,7 +740,7 @@ impl Drop for RawClient {
 /// Handshake (no verification) with a DTLS 1.2 server at `addr`, then
 /// close_notify; returns the handshake time. Panics on failure.
 pub fn raw_client_handshake(addr: SocketAddr) -> Duration {
-    let c = RawClient::connect(addr, &RawClientOpts::default()).unwrap_or_else(|e| panic!("{e}"));
+    let mut c = RawClient::connect(addr, &RawClientOpts::default()).unwrap_or_else(|e| panic!("{e}"));
     let t = c.handshake_time();
     c.close().unwrap_or_else(|e| panic!("close: {e}"));
     t

@@ -94,7 +94,7 @@ impl StrictSocket {
     /// whatever its blocking mode).
     pub fn new(inner: &gio::Socket) -> Self {
         let obj: Self = glib::Object::new();
-        obj.imp().inner.set(inner.clone()).ok().expect("fresh object");
+        assert!(obj.imp().inner.set(inner.clone()).is_ok(), "fresh object");
         obj
     }
 
@@ -217,6 +217,10 @@ unsafe extern "C" fn send_messages(
     })
 }
 
+/// `GDatagramBasedSourceFunc` and `GSourceFunc` (what GLib stores).
+type DatagramSourceFn = unsafe extern "C" fn(*mut GDatagramBased, GIOCondition, glib::ffi::gpointer) -> gboolean;
+type SourceFn = unsafe extern "C" fn(glib::ffi::gpointer) -> gboolean;
+
 /// The parent source returned by `create_source`: dispatched when its child
 /// (the inner socket's source) is ready.
 #[repr(C)]
@@ -247,8 +251,7 @@ unsafe extern "C" fn strict_source_dispatch(source: *mut GSource, callback: glib
         };
         // SAFETY: users of g_datagram_based_create_source set a
         // GDatagramBasedSourceFunc cast to GSourceFunc (as GSocket's do).
-        let callback: unsafe extern "C" fn(*mut GDatagramBased, GIOCondition, glib::ffi::gpointer) -> gboolean =
-            unsafe { std::mem::transmute(callback) };
+        let callback = unsafe { std::mem::transmute::<SourceFn, DatagramSourceFn>(callback) };
         // The *inner* GSocket's check: the StrictSocket's own would abort.
         let ready = gio::prelude::SocketExt::condition_check(imp(wrapper).inner(), unsafe { from_glib(condition) });
         // SAFETY: `wrapper` is kept alive by this source.
@@ -276,8 +279,8 @@ unsafe extern "C" fn create_source(d: *mut GDatagramBased, condition: GIOConditi
         // before anyone else sees it; GLib never writes to the funcs table.
         unsafe {
             let child = gio::ffi::g_datagram_based_create_source(inner, condition, cancellable);
-            let cb: unsafe extern "C" fn(*mut GDatagramBased, GIOCondition, glib::ffi::gpointer) -> gboolean = child_noop;
-            glib::ffi::g_source_set_callback(child, Some(std::mem::transmute::<_, unsafe extern "C" fn(glib::ffi::gpointer) -> gboolean>(cb)), std::ptr::null_mut(), None);
+            let cb = std::mem::transmute::<DatagramSourceFn, SourceFn>(child_noop);
+            glib::ffi::g_source_set_callback(child, Some(cb), std::ptr::null_mut(), None);
             let parent = glib::ffi::g_source_new(
                 &STRICT_SOURCE_FUNCS as *const _ as *mut glib::ffi::GSourceFuncs,
                 std::mem::size_of::<StrictSource>() as u32,
