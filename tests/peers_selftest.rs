@@ -47,6 +47,8 @@ fn openssl_server_echo_prefix_through_relay() {
     // Lines without the prefix are only printed, not echoed; the server can talk on its own.
     client.send(b"not echoed\n").unwrap();
     server.wait_for("not echoed", T).unwrap();
+    client.send(b"no newline").unwrap();
+    server.wait_stdout_contains(b"no newline", T).unwrap();
     server.send("from the server\n");
     assert_eq!(client.recv(T).unwrap(), b"from the server\n");
 

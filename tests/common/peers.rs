@@ -213,16 +213,27 @@ impl PeerProcess {
 
     /// Waits until stdout holds at least `n` bytes in total.
     pub fn wait_stdout_len(&self, n: usize, timeout: Duration) -> Result<Vec<u8>, String> {
+        self.wait_stdout(timeout, |out| out.len() >= n)
+    }
+
+    /// Waits until raw stdout contains `needle` (no newline needed: s_server
+    /// writes application data as received).
+    pub fn wait_stdout_contains(&self, needle: &[u8], timeout: Duration) -> Result<Vec<u8>, String> {
+        self.wait_stdout(timeout, |out| out.windows(needle.len().max(1)).any(|w| w == needle))
+    }
+
+    /// Waits until `pred(raw stdout so far)` holds; returns that stdout.
+    pub fn wait_stdout(&self, timeout: Duration, pred: impl Fn(&[u8]) -> bool) -> Result<Vec<u8>, String> {
         let deadline = Instant::now() + timeout;
         let mut st = self.capture.state.lock().unwrap();
         loop {
-            if st.raw[0].len() >= n {
+            if pred(&st.raw[0]) {
                 return Ok(st.raw[0].clone());
             }
             let now = Instant::now();
             if st.open == 0 || now >= deadline {
                 drop(st);
-                return Err(format!("{}: stdout shorter than {n} bytes\n{}", self.name, self.output()));
+                return Err(format!("{}: expected stdout not seen within {timeout:?}\n{}", self.name, self.output()));
             }
             st = self.capture.cond.wait_timeout(st, deadline - now).unwrap().0;
         }

@@ -230,6 +230,8 @@ fn alpn_is_negotiated() {
     conn.set_advertised_protocols(&["foo", "bar"]);
     conn.handshake(gio::Cancellable::NONE).unwrap();
     assert_eq!(conn.negotiated_protocol().as_deref(), Some("foo"));
+    // s_server prints its side after the handshake: wait for it.
+    server.wait_for("ALPN protocols selected", Duration::from_secs(5)).unwrap();
     assert_eq!(server.selected_alpn().as_deref(), Some("foo"));
     // Without a common protocol there is none.
     let peer = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).alpn(&["x"]));
@@ -285,6 +287,7 @@ fn client_certificate_by_property_and_accepted_cas() {
     let mine = gio::TlsCertificate::from_files(pki("client.pem"), pki("client.key")).unwrap();
     conn.set_certificate(&mine);
     conn.handshake(gio::Cancellable::NONE).unwrap();
+    server.wait_handshake(1, Duration::from_secs(5)).unwrap();
     assert!(server.client_cert_subject().unwrap().contains("client.example.com"));
     let cas = conn.accepted_cas();
     assert_eq!(cas.len(), 1);
