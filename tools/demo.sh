@@ -1,12 +1,30 @@
 #!/usr/bin/env bash
-# Builds the library and runs the demo through GIO with GIO_USE_TLS=dtls-openssl.
+# Builds the library, starts a local DTLS echo server (gnutls-serv), and runs
+# examples/gio-echo-client.c (plain GIO) with GIO_USE_TLS=dtls-openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
-cargo build --release --lib --example demo
-modules=$(mktemp -d)
-pki=$(mktemp -d)
-trap 'rm -rf "$modules" "$pki"' EXIT
-ln -s "$PWD/target/release/libgiodtlsopenssl.so" "$modules/"
-bash tests/files/make-pki.sh "$pki"
-GIO_MODULE_DIR="$modules" GIO_USE_TLS=dtls-openssl ./target/release/examples/demo "$pki"
+cargo build --release --lib
+work=$(mktemp -d)
+server=""
+cleanup() {
+    [ -n "$server" ] && kill "$server" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir "$work/modules" "$work/pki"
+ln -s "$PWD/target/release/libgiodtlsopenssl.so" "$work/modules/"
+bash tests/files/make-pki.sh "$work/pki" >/dev/null
+port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+gnutls-serv --udp --echo -p "$port" --x509certfile "$work/pki/server.pem" \
+    --x509keyfile "$work/pki/server.key" >"$work/server.log" 2>&1 &
+server=$!
+# Wait (at most 10 s) for the server to report it is listening.
+for _ in $(seq 200); do
+    grep -q "listening on IPv4.*done" "$work/server.log" && break
+    sleep 0.05
+done
+grep -q "listening on IPv4.*done" "$work/server.log" || { cat "$work/server.log"; exit 1; }
+cc -o "$work/gio-echo-client" examples/gio-echo-client.c $(pkg-config --cflags --libs gio-2.0)
+GIO_MODULE_DIR="$work/modules" GIO_USE_TLS=dtls-openssl \
+    "$work/gio-echo-client" "$work/pki/ca.pem" "$port"
