@@ -19,6 +19,8 @@ pub mod connection;
 pub mod database;
 mod error;
 #[allow(unsafe_code)]
+mod ffi;
+#[allow(unsafe_code)]
 mod iface;
 #[allow(unsafe_code)]
 pub mod module;

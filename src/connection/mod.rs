@@ -4,6 +4,7 @@
 pub mod base;
 mod binding;
 pub mod bio;
+mod bytes;
 pub(crate) mod core;
 mod datagram;
 pub mod engine;

@@ -32,6 +32,28 @@ impl Completion {
         }
     }
 
+    /// Resolves the task with a GBytes (transfer full to the finisher) or an error.
+    pub(crate) fn complete_bytes(self, result: Result<glib::Bytes, glib::Error>) {
+        unsafe extern "C" fn unref_bytes(p: gpointer) {
+            // SAFETY: the task only holds GBytes pointers with this notify.
+            unsafe { glib::ffi::g_bytes_unref(p as *mut glib::ffi::GBytes) }
+        }
+        // SAFETY: as in `complete`; the task owns the GBytes reference until
+        // the finisher takes it.
+        unsafe {
+            match result {
+                Ok(b) => gio::ffi::g_task_return_pointer(
+                    self.0,
+                    IntoGlibPtr::<*mut glib::ffi::GBytes>::into_glib_ptr(b) as gpointer,
+                    Some(unref_bytes),
+                ),
+                Err(e) => gio::ffi::g_task_return_error(self.0, e.into_glib_ptr()),
+            }
+            glib::gobject_ffi::g_object_unref(self.0 as *mut _);
+        }
+        std::mem::forget(self);
+    }
+
     /// Resolves the task with a boolean result or an error.
     pub(crate) fn complete(self, result: Result<(), glib::Error>) {
         // SAFETY: self.0 is a live task we own a reference to; it is
@@ -67,4 +89,26 @@ impl Drop for Completion {
 pub(crate) unsafe fn finish_boolean(result: *mut GAsyncResult, error: *mut *mut GError) -> gboolean {
     // SAFETY: per the function contract.
     unsafe { gio::ffi::g_task_propagate_boolean(result as *mut GTask, error) }
+}
+
+/// `g_task_propagate_pointer` for a `*_finish` returning GBytes.
+///
+/// # Safety
+/// `result` is the GTask a [`Completion`] resolved with `complete_bytes`.
+pub(crate) unsafe fn finish_bytes(result: *mut GAsyncResult, error: *mut *mut GError) -> *mut glib::ffi::GBytes {
+    // SAFETY: per the function contract.
+    unsafe { gio::ffi::g_task_propagate_pointer(result as *mut GTask, error) as *mut glib::ffi::GBytes }
+}
+
+/// Whether `result` is a task of `source` made by the function `tag`.
+///
+/// # Safety
+/// `result` is NULL or a GAsyncResult.
+pub(crate) unsafe fn is_task_of(result: *mut GAsyncResult, source: gpointer, tag: gpointer) -> bool {
+    // SAFETY: g_task_is_valid accepts any GAsyncResult.
+    unsafe {
+        !result.is_null()
+            && gio::ffi::g_task_is_valid(result, source as *mut glib::gobject_ffi::GObject) != 0
+            && gio::ffi::g_task_get_source_tag(result as *mut GTask) == tag
+    }
 }
