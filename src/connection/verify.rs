@@ -11,11 +11,27 @@ use crate::error;
 use crate::trust::{PURPOSE_CLIENT, PURPOSE_SERVER};
 
 /// The peer's chain as linked GTlsCertificates (leaf first in `der`).
+///
+/// They are of the default backend's certificate type: ours when GIO uses
+/// this backend; otherwise that backend's, because its databases (e.g.
+/// glib-networking's GnuTLS one) only accept their own certificates, while
+/// ours accept any.
 pub(crate) fn certificate_chain(der: &[Vec<u8>]) -> Result<Option<gio::TlsCertificate>, glib::Error> {
+    let ty = gio::TlsBackend::default().certificate_type();
     let mut issuer: Option<gio::TlsCertificate> = None;
     for d in der.iter().rev() {
         let x509 = openssl::x509::X509::from_der(d).map_err(|e| error::bad_certificate("Peer sent an invalid certificate", &e))?;
-        issuer = Some(Certificate::from_x509(x509, issuer.as_ref()).upcast());
+        let cert = if ty == Certificate::static_type() || !ty.is_a(gio::TlsCertificate::static_type()) {
+            Certificate::from_x509(x509, issuer.as_ref()).upcast()
+        } else {
+            gio::Initable::builder_with_type(ty)
+                .property("certificate", glib::ByteArray::from(d.as_slice()))
+                .property("issuer", issuer.clone())
+                .build(gio::Cancellable::NONE)?
+                .downcast::<gio::TlsCertificate>()
+                .map_err(|_| error::tls(gio::TlsError::BadCertificate, "The default TLS backend made no certificate"))?
+        };
+        issuer = Some(cert);
     }
     Ok(issuer)
 }

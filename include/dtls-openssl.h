@@ -1,0 +1,301 @@
+/* dtls-openssl.h: the C API of gio-dtls-openssl, a GIO TLS backend whose
+ * DTLS connections run on OpenSSL.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ *
+ * Most programs need none of this: with GIO_USE_TLS=dtls-openssl, GIO's own
+ * API (g_dtls_client_connection_new() and friends) runs on this backend.
+ * The header adds the types, a constructor that does not depend on which
+ * backend GIO picked, and what GIO lacks: one GBytes per datagram (the only
+ * way to move datagrams from Python), the MTU, and keying material.
+ */
+#ifndef DTLS_OPENSSL_H
+#define DTLS_OPENSSL_H
+
+#include <gio/gio.h>
+
+G_BEGIN_DECLS
+
+#ifndef DTLS_OPENSSL_API
+#define DTLS_OPENSSL_API extern
+#endif
+
+/**
+ * DtlsOpensslBackend:
+ *
+ * The GTlsBackend of this library, registered with GIO under the name
+ * `dtls-openssl`. Its [iface@Gio.TlsBackend] reports DTLS support; stream
+ * TLS constructors fail with %G_IO_ERROR_NOT_SUPPORTED.
+ */
+#define DTLS_OPENSSL_TYPE_BACKEND (dtls_openssl_backend_get_type ())
+DTLS_OPENSSL_API
+G_DECLARE_FINAL_TYPE (DtlsOpensslBackend, dtls_openssl_backend, DTLS_OPENSSL, BACKEND, GObject)
+
+/**
+ * DtlsOpensslCertificate:
+ *
+ * A [class@Gio.TlsCertificate] backed by an OpenSSL certificate and key.
+ * Create it with GIO's constructors, e.g.
+ * g_tls_certificate_new_from_file(), while this backend is the default, or
+ * with g_initable_new() on %DTLS_OPENSSL_TYPE_CERTIFICATE.
+ */
+#define DTLS_OPENSSL_TYPE_CERTIFICATE (dtls_openssl_certificate_get_type ())
+DTLS_OPENSSL_API
+G_DECLARE_FINAL_TYPE (DtlsOpensslCertificate, dtls_openssl_certificate, DTLS_OPENSSL, CERTIFICATE, GTlsCertificate)
+
+/**
+ * DtlsOpensslConnection:
+ *
+ * The base of the DTLS connection types: a [iface@Gio.DtlsConnection] and
+ * [iface@Gio.DatagramBased] over a base [iface@Gio.DatagramBased]. It cannot
+ * be subclassed from C.
+ *
+ * Besides GIO's API it offers one [struct@GLib.Bytes] per datagram:
+ * dtls_openssl_connection_send_bytes() and
+ * dtls_openssl_connection_receive_bytes(), with async variants.
+ */
+#define DTLS_OPENSSL_TYPE_CONNECTION (dtls_openssl_connection_get_type ())
+DTLS_OPENSSL_API
+G_DECLARE_DERIVABLE_TYPE (DtlsOpensslConnection, dtls_openssl_connection, DTLS_OPENSSL, CONNECTION, GObject)
+
+/**
+ * DtlsOpensslConnectionClass:
+ * @parent_class: the parent class
+ *
+ * The class of [class@DtlsOpenssl.Connection] (no virtual methods).
+ */
+struct _DtlsOpensslConnectionClass
+{
+  GObjectClass parent_class;
+};
+
+/**
+ * DtlsOpensslClientConnection:
+ *
+ * A DTLS client: [iface@Gio.DtlsClientConnection] on OpenSSL.
+ */
+#define DTLS_OPENSSL_TYPE_CLIENT_CONNECTION (dtls_openssl_client_connection_get_type ())
+DTLS_OPENSSL_API
+G_DECLARE_FINAL_TYPE (DtlsOpensslClientConnection, dtls_openssl_client_connection, DTLS_OPENSSL, CLIENT_CONNECTION, DtlsOpensslConnection)
+
+/**
+ * dtls_openssl_register_backend:
+ *
+ * Registers the `dtls-openssl` backend on GIO's TLS extension point, for a
+ * program that links this library directly instead of installing it as a
+ * GIO module. Calling it more than once is harmless. Selecting the backend
+ * is still GIO's business: set `GIO_USE_TLS=dtls-openssl` before the first
+ * use of TLS, or create connections with
+ * dtls_openssl_client_connection_new(), which works whichever backend GIO
+ * picked.
+ */
+DTLS_OPENSSL_API
+void dtls_openssl_register_backend (void);
+
+/**
+ * dtls_openssl_client_connection_new:
+ * @base_socket: the datagram-based connection to wrap, typically a
+ *   connected UDP [class@Gio.Socket]
+ * @server_identity: (nullable): the expected identity of the server: its
+ *   host name or address, checked against its certificate (and sent as SNI
+ *   when it is a host name)
+ * @error: return location for a #GError
+ *
+ * Creates a DTLS client over @base_socket, as g_dtls_client_connection_new()
+ * does when this backend is GIO's default. The handshake happens on the
+ * first send or receive, or with g_dtls_connection_handshake().
+ *
+ * The base socket is only used through g_datagram_based_create_source() and
+ * non-blocking send/receive with flags 0; it is left open when the
+ * connection is closed.
+ *
+ * Returns: (transfer full): the new connection, or %NULL on error
+ */
+DTLS_OPENSSL_API
+DtlsOpensslClientConnection *dtls_openssl_client_connection_new (GDatagramBased      *base_socket,
+                                                                 GSocketConnectable  *server_identity,
+                                                                 GError             **error);
+
+/**
+ * dtls_openssl_connection_send_bytes:
+ * @conn: a #DtlsOpensslConnection
+ * @bytes: the datagram to send
+ * @timeout_us: microseconds to wait at most: -1 blocks, 0 never blocks
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Sends @bytes as one datagram (one DTLS record), performing the handshake
+ * first if needed. A datagram larger than the MTU allows fails with
+ * %G_IO_ERROR_MESSAGE_TOO_LARGE and nothing is sent. With @timeout_us 0 it
+ * fails with %G_IO_ERROR_WOULD_BLOCK rather than wait; with a positive
+ * timeout, with %G_IO_ERROR_TIMED_OUT.
+ *
+ * Returns: %TRUE if the datagram was sent
+ */
+DTLS_OPENSSL_API
+gboolean dtls_openssl_connection_send_bytes (DtlsOpensslConnection  *conn,
+                                             GBytes                 *bytes,
+                                             gint64                  timeout_us,
+                                             GCancellable           *cancellable,
+                                             GError                **error);
+
+/**
+ * dtls_openssl_connection_receive_bytes:
+ * @conn: a #DtlsOpensslConnection
+ * @max_size: the largest datagram accepted, in bytes (at most 16384 are
+ *   ever received)
+ * @timeout_us: microseconds to wait at most: -1 blocks, 0 never blocks
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Receives one datagram, performing the handshake first if needed. An
+ * empty result means the peer closed the connection (close_notify).
+ *
+ * A datagram larger than @max_size is never truncated: the call fails with
+ * %G_IO_ERROR_MESSAGE_TOO_LARGE and the datagram stays queued, so a receive
+ * with a larger @max_size returns it.
+ *
+ * Returns: (transfer full): the datagram, or %NULL on error
+ */
+DTLS_OPENSSL_API
+GBytes *dtls_openssl_connection_receive_bytes (DtlsOpensslConnection  *conn,
+                                               gsize                   max_size,
+                                               gint64                  timeout_us,
+                                               GCancellable           *cancellable,
+                                               GError                **error);
+
+/**
+ * dtls_openssl_connection_send_bytes_async:
+ * @conn: a #DtlsOpensslConnection
+ * @bytes: the datagram to send
+ * @io_priority: the I/O priority of the request
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when the datagram is sent or the send failed
+ * @user_data: data for @callback
+ *
+ * Sends @bytes as one datagram without blocking; @callback runs in the
+ * thread-default main context of the caller. See
+ * dtls_openssl_connection_send_bytes().
+ */
+DTLS_OPENSSL_API
+void dtls_openssl_connection_send_bytes_async (DtlsOpensslConnection *conn,
+                                               GBytes                *bytes,
+                                               int                    io_priority,
+                                               GCancellable          *cancellable,
+                                               GAsyncReadyCallback    callback,
+                                               gpointer               user_data);
+
+/**
+ * dtls_openssl_connection_send_bytes_finish:
+ * @conn: a #DtlsOpensslConnection
+ * @result: the #GAsyncResult passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes dtls_openssl_connection_send_bytes_async().
+ *
+ * Returns: %TRUE if the datagram was sent
+ */
+DTLS_OPENSSL_API
+gboolean dtls_openssl_connection_send_bytes_finish (DtlsOpensslConnection  *conn,
+                                                    GAsyncResult           *result,
+                                                    GError                **error);
+
+/**
+ * dtls_openssl_connection_receive_bytes_async:
+ * @conn: a #DtlsOpensslConnection
+ * @max_size: the largest datagram accepted, in bytes
+ * @io_priority: the I/O priority of the request
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when a datagram arrived or the receive failed
+ * @user_data: data for @callback
+ *
+ * Receives one datagram without blocking; @callback runs in the
+ * thread-default main context of the caller. See
+ * dtls_openssl_connection_receive_bytes().
+ */
+DTLS_OPENSSL_API
+void dtls_openssl_connection_receive_bytes_async (DtlsOpensslConnection *conn,
+                                                  gsize                  max_size,
+                                                  int                    io_priority,
+                                                  GCancellable          *cancellable,
+                                                  GAsyncReadyCallback    callback,
+                                                  gpointer               user_data);
+
+/**
+ * dtls_openssl_connection_receive_bytes_finish:
+ * @conn: a #DtlsOpensslConnection
+ * @result: the #GAsyncResult passed to the callback
+ * @error: return location for a #GError
+ *
+ * Finishes dtls_openssl_connection_receive_bytes_async().
+ *
+ * Returns: (transfer full): the datagram (empty when the peer closed the
+ *   connection), or %NULL on error
+ */
+DTLS_OPENSSL_API
+GBytes *dtls_openssl_connection_receive_bytes_finish (DtlsOpensslConnection  *conn,
+                                                      GAsyncResult           *result,
+                                                      GError                **error);
+
+/**
+ * dtls_openssl_connection_get_mtu:
+ * @conn: a #DtlsOpensslConnection
+ *
+ * Gets the largest datagram the connection sends, in bytes (the `mtu`
+ * property, 1400 by default).
+ *
+ * Returns: the MTU
+ */
+DTLS_OPENSSL_API
+guint dtls_openssl_connection_get_mtu (DtlsOpensslConnection *conn);
+
+/**
+ * dtls_openssl_connection_set_mtu:
+ * @conn: a #DtlsOpensslConnection
+ * @mtu: the largest datagram to send, from 256 to 65507 bytes
+ *
+ * Sets the largest datagram the connection sends, handshake included.
+ * The payload one datagram can carry is a little smaller: see
+ * dtls_openssl_connection_get_max_payload().
+ */
+DTLS_OPENSSL_API
+void dtls_openssl_connection_set_mtu (DtlsOpensslConnection *conn,
+                                      guint                  mtu);
+
+/**
+ * dtls_openssl_connection_get_max_payload:
+ * @conn: a #DtlsOpensslConnection
+ * @error: return location for a #GError
+ *
+ * Gets the largest datagram payload that fits the MTU with the negotiated
+ * cipher suite. Fails with %G_IO_ERROR_NOT_CONNECTED before the handshake.
+ *
+ * Returns: the payload size in bytes, or 0 on error
+ */
+DTLS_OPENSSL_API
+gsize dtls_openssl_connection_get_max_payload (DtlsOpensslConnection  *conn,
+                                               GError                **error);
+
+/**
+ * dtls_openssl_connection_export_keying_material:
+ * @conn: a #DtlsOpensslConnection
+ * @label: the exporter label, e.g. "EXTRACTOR-dtls_srtp" for DTLS-SRTP
+ * @context: (nullable): the exporter context, or %NULL for none
+ * @length: how many bytes to export
+ * @error: return location for a #GError
+ *
+ * Exports keying material from the established session (RFC 5705). Fails
+ * with %G_IO_ERROR_NOT_CONNECTED before the handshake.
+ *
+ * Returns: (transfer full): @length bytes of keying material, or %NULL on error
+ */
+DTLS_OPENSSL_API
+GBytes *dtls_openssl_connection_export_keying_material (DtlsOpensslConnection  *conn,
+                                                        const char             *label,
+                                                        GBytes                 *context,
+                                                        gsize                   length,
+                                                        GError                **error);
+
+G_END_DECLS
+
+#endif /* DTLS_OPENSSL_H */
