@@ -165,6 +165,9 @@ pub struct EchoPeerOpts {
     pub cookie_exchange: bool,
     /// Connections served one after another before the thread ends.
     pub max_connections: usize,
+    /// After echoing this many datagrams, end the connection with
+    /// close_notify (to test the client's end-of-stream).
+    pub close_after: Option<usize>,
     /// Hard limit for the whole server thread.
     pub lifetime: Duration,
 }
@@ -180,6 +183,7 @@ impl EchoPeerOpts {
             mtu: DEFAULT_MTU,
             cookie_exchange: false,
             max_connections: 1,
+            close_after: None,
             lifetime: Duration::from_secs(60),
         }
     }
@@ -213,6 +217,11 @@ impl EchoPeerOpts {
 
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
+        self
+    }
+
+    pub fn close_after(mut self, echoes: usize) -> Self {
+        self.close_after = Some(echoes);
         self
     }
 
@@ -543,6 +552,10 @@ fn serve_one(
         }
         drop(log);
         shared.1.notify_all();
+        if opts.close_after == Some(conn.echoed.len()) {
+            drive(&mut s, deadline, Some(stop), |s| s.shutdown().map(|_| ())).map_err(|e| format!("shutdown: {e}"))?;
+            return Ok(());
+        }
     }
 }
 

@@ -36,6 +36,7 @@ pub fn init() -> &'static Env {
     ENV.get_or_init(|| {
         let library = deps_dir().join("libgiodtlsopenssl.so");
         assert!(library.exists(), "{} not built", library.display());
+        remove_stale_dirs();
         let root = std::env::temp_dir().join(format!("dtls-openssl-tests-{}", std::process::id()));
         let modules = root.join("modules");
         let pki = root.join("pki");
@@ -54,6 +55,19 @@ pub fn init() -> &'static Env {
         glib::log_set_always_fatal(glib::LogLevels::LEVEL_CRITICAL | glib::LogLevels::LEVEL_WARNING);
         Env { pki, modules, library }
     })
+}
+
+/// Removes the directories of earlier test processes that have exited
+/// (a process cannot clean up after itself: statics are never dropped).
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix("dtls-openssl-tests-").and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 fn link(target: &Path, at: &Path) {

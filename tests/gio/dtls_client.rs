@@ -536,6 +536,17 @@ fn close_notify_reaches_the_peer() {
 
 }
 
+/// The peer's close_notify is end-of-stream: a 0-byte message, every time.
+#[test]
+fn close_notify_from_the_peer_is_end_of_stream() {
+    let peer = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).close_after(1));
+    let conn = trusting_client(peer.addr());
+    send(&conn, b"last", -1).unwrap();
+    assert_eq!(recv(&conn, 64, 5 * SECOND).unwrap(), b"last");
+    assert_eq!(recv(&conn, 64, 5 * SECOND).unwrap(), b"", "end of stream");
+    assert_eq!(recv(&conn, 64, 0).unwrap(), b"", "and it stays so");
+}
+
 /// One thread receives while another sends, on the same connection.
 #[test]
 fn one_thread_receives_while_another_sends() {
