@@ -15,6 +15,7 @@ use gio::prelude::*;
 
 use common::dtls::{connected_socket, recv, send};
 use common::echo_peer::{median, EchoPeer, EchoPeerOpts, RawClient, RawClientOpts};
+use common::peers::{GnutlsServer, GnutlsServerOpts, OpensslServer, OpensslServerOpts};
 
 fn rounds() -> usize {
     std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
@@ -117,6 +118,58 @@ fn main() {
             }
         }
         None => println!("  glib-networking GnuTLS  not installed"),
+    }
+
+    // The same against real server programs (one process each, serving
+    // connections one after another).
+    println!("handshake against server programs, median of {}:", n.min(20));
+    let k = n.min(20);
+    {
+        let server = OpensslServer::start(OpensslServerOpts::new(&env.pki));
+        let mut raw: Vec<Duration> = (0..k).map(|_| {
+            let mut c = RawClient::connect(server.addr(), &RawClientOpts::default().verify(&env.pki.join("ca.pem"), "server.example.com")).unwrap();
+            let t = c.handshake_time();
+            let _ = c.close();
+            t
+        }).collect();
+        let mut ours_t: Vec<Duration> = (0..k).map(|_| {
+            let conn = gio_client(ours, server.addr(), &db);
+            let t = Instant::now();
+            conn.handshake(gio::Cancellable::NONE).unwrap();
+            let e = t.elapsed();
+            let _ = conn.close(gio::Cancellable::NONE);
+            e
+        }).collect();
+        let (r, o) = (median(&mut raw), median(&mut ours_t));
+        println!("  openssl s_server:  raw OpenSSL {:8.3} ms   dtls-openssl {:8.3} ms   ratio {:.2}x", ms(r), ms(o), ms(o) / ms(r));
+    }
+    {
+        let server = GnutlsServer::start(GnutlsServerOpts::new(&env.pki));
+        let mut raw: Vec<Duration> = (0..k).map(|_| {
+            let mut c = RawClient::connect(server.addr(), &RawClientOpts::default().verify(&env.pki.join("ca.pem"), "server.example.com")).unwrap();
+            let t = c.handshake_time();
+            let _ = c.close();
+            t
+        }).collect();
+        let mut ours_t: Vec<Duration> = Vec::new();
+        let mut rtt: Vec<Duration> = Vec::new();
+        let small = vec![0x33u8; 200];
+        for _ in 0..k {
+            let conn = gio_client(ours, server.addr(), &db);
+            let t = Instant::now();
+            conn.handshake(gio::Cancellable::NONE).unwrap();
+            ours_t.push(t.elapsed());
+            for _ in 0..20 {
+                let t = Instant::now();
+                send(&conn, &small, -1).unwrap();
+                assert_eq!(recv(&conn, 2048, 5_000_000).unwrap(), small);
+                rtt.push(t.elapsed());
+            }
+            let _ = conn.close(gio::Cancellable::NONE);
+        }
+        let (r, o) = (median(&mut raw), median(&mut ours_t));
+        println!("  gnutls-serv:       raw OpenSSL {:8.3} ms   dtls-openssl {:8.3} ms   ratio {:.2}x", ms(r), ms(o), ms(o) / ms(r));
+        println!("  gnutls-serv 200-byte echo round trip (dtls-openssl): {:.1} µs", median(&mut rtt).as_secs_f64() * 1e6);
     }
 
     // 1000-byte echo round trip on an established connection.
