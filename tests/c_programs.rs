@@ -60,3 +60,25 @@ fn c_dtls_client_against_an_openssl_echo_server() {
     let peer = EchoPeer::start(EchoPeerOpts::new(&common::init().pki).max_connections(2));
     run_with(&exe, &[("DTLS_TEST_PORT", peer.addr().port().to_string())]);
 }
+
+/// Configuration by environment: a cipher list, and SSLKEYLOGFILE (the
+/// secrets Wireshark needs, in NSS key log format).
+#[test]
+fn c_dtls_client_honours_cipher_list_and_keylog_file() {
+    use common::echo_peer::{EchoPeer, EchoPeerOpts};
+    let exe = build("test-dtls-client");
+    let keylog = common::init().modules.parent().unwrap().join("keylog.txt");
+    let _ = std::fs::remove_file(&keylog);
+    let peer = EchoPeer::start(EchoPeerOpts::new(&common::init().pki).max_connections(2));
+    run_with(
+        &exe,
+        &[
+            ("DTLS_TEST_PORT", peer.addr().port().to_string()),
+            ("DTLS_OPENSSL_CIPHER_LIST", "ECDHE-ECDSA-AES128-GCM-SHA256".into()),
+            ("DTLS_EXPECT_CIPHER", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into()),
+            ("SSLKEYLOGFILE", keylog.to_string_lossy().into_owned()),
+        ],
+    );
+    let log = std::fs::read_to_string(&keylog).expect("SSLKEYLOGFILE written");
+    assert!(log.lines().any(|l| l.starts_with("CLIENT_RANDOM ")), "{log}");
+}

@@ -50,6 +50,8 @@ test_handshake_and_echo (void)
   g_assert_no_error (error);
   g_assert_cmpint (g_dtls_connection_get_protocol_version (dtls), ==, G_TLS_PROTOCOL_VERSION_DTLS_1_2);
   g_assert_true (g_str_has_prefix (g_dtls_connection_get_ciphersuite_name (dtls), "TLS_"));
+  if (g_getenv ("DTLS_EXPECT_CIPHER"))
+    g_assert_cmpstr (g_dtls_connection_get_ciphersuite_name (dtls), ==, g_getenv ("DTLS_EXPECT_CIPHER"));
   GTlsCertificate *peer = g_dtls_connection_get_peer_certificate (dtls);
   g_assert_nonnull (peer);
   gchar *subject = g_tls_certificate_get_subject_name (peer);
