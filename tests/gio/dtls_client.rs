@@ -581,3 +581,48 @@ fn one_thread_receives_while_another_sends() {
     numbers.sort();
     assert_eq!(numbers, (0..N).collect::<Vec<_>>());
 }
+
+/// The connection's own condition_wait/condition_check account for the
+/// socket, through non-blocking receives only.
+#[test]
+fn condition_wait_and_check() {
+    let peer = echo_peer();
+    let conn = trusting_client(peer.addr());
+    conn.handshake(gio::Cancellable::NONE).unwrap();
+    assert!(conn.condition_check(glib::IOCondition::OUT).contains(glib::IOCondition::OUT));
+    assert!(!conn.condition_check(glib::IOCondition::IN).contains(glib::IOCondition::IN));
+    let err = conn.condition_wait(glib::IOCondition::IN, Some(Duration::from_millis(50)), gio::Cancellable::NONE).unwrap_err();
+    assert!(err.matches(gio::IOErrorEnum::TimedOut), "{err}");
+    send(&conn, b"wake", -1).unwrap();
+    conn.condition_wait(glib::IOCondition::IN, Some(Duration::from_secs(5)), gio::Cancellable::NONE).unwrap();
+    assert_eq!(recv(&conn, 64, 0).unwrap(), b"wake");
+}
+
+#[test]
+fn shutdown_async_sends_close_notify() {
+    let peer = echo_peer();
+    let conn = trusting_client(peer.addr());
+    conn.handshake(gio::Cancellable::NONE).unwrap();
+    // A second handshake call reports the first one's result.
+    conn.handshake(gio::Cancellable::NONE).unwrap();
+    let ctx = glib::MainContext::new();
+    let result = ctx
+        .with_thread_default(|| {
+            let done = std::rc::Rc::new(std::cell::RefCell::new(None));
+            let d = done.clone();
+            conn.shutdown_async(true, true, glib::Priority::DEFAULT, gio::Cancellable::NONE, move |r| {
+                *d.borrow_mut() = Some(r);
+            });
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while done.borrow().is_none() && Instant::now() < deadline {
+                ctx.iteration(true);
+            }
+            let r = done.borrow_mut().take();
+            r.expect("shutdown_async finished")
+        })
+        .unwrap();
+    result.unwrap();
+    peer.wait(Duration::from_secs(5), |l| l.conns.first().is_some_and(|c| c.closed_by_client)).unwrap();
+    let err = send(&conn, b"x", -1).unwrap_err();
+    assert!(err.matches(gio::IOErrorEnum::Closed), "{err}");
+}
