@@ -71,6 +71,39 @@ fn raw_handshakes(n: usize) -> Vec<Duration> {
         .collect()
 }
 
+/// Median handshake times of `k` plain OpenSSL clients, then `k` of ours
+/// (each followed by `after`), against the server at `addr`.
+fn raw_vs_ours(
+    addr: std::net::SocketAddr,
+    k: usize,
+    ours: glib::Type,
+    db: &gio::TlsDatabase,
+    mut after: impl FnMut(&gio::DtlsClientConnection),
+) -> (Duration, Duration) {
+    let pki = &common::init().pki;
+    let opts = RawClientOpts::default().verify(&pki.join("ca.pem"), "server.example.com");
+    let mut raw: Vec<Duration> = (0..k)
+        .map(|_| {
+            let mut c = RawClient::connect(addr, &opts).unwrap();
+            let t = c.handshake_time();
+            let _ = c.close();
+            t
+        })
+        .collect();
+    let mut mine: Vec<Duration> = (0..k)
+        .map(|_| {
+            let conn = gio_client(ours, addr, db);
+            let t = Instant::now();
+            conn.handshake(gio::Cancellable::NONE).unwrap();
+            let e = t.elapsed();
+            after(&conn);
+            let _ = conn.close(gio::Cancellable::NONE);
+            e
+        })
+        .collect();
+    (median(&mut raw), median(&mut mine))
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -126,48 +159,21 @@ fn main() {
     let k = n.min(20);
     {
         let server = OpensslServer::start(OpensslServerOpts::new(&env.pki));
-        let mut raw: Vec<Duration> = (0..k).map(|_| {
-            let mut c = RawClient::connect(server.addr(), &RawClientOpts::default().verify(&env.pki.join("ca.pem"), "server.example.com")).unwrap();
-            let t = c.handshake_time();
-            let _ = c.close();
-            t
-        }).collect();
-        let mut ours_t: Vec<Duration> = (0..k).map(|_| {
-            let conn = gio_client(ours, server.addr(), &db);
-            let t = Instant::now();
-            conn.handshake(gio::Cancellable::NONE).unwrap();
-            let e = t.elapsed();
-            let _ = conn.close(gio::Cancellable::NONE);
-            e
-        }).collect();
-        let (r, o) = (median(&mut raw), median(&mut ours_t));
+        let (r, o) = raw_vs_ours(server.addr(), k, ours, &db, |_| {});
         println!("  openssl s_server:  raw OpenSSL {:8.3} ms   dtls-openssl {:8.3} ms   ratio {:.2}x", ms(r), ms(o), ms(o) / ms(r));
     }
     {
         let server = GnutlsServer::start(GnutlsServerOpts::new(&env.pki));
-        let mut raw: Vec<Duration> = (0..k).map(|_| {
-            let mut c = RawClient::connect(server.addr(), &RawClientOpts::default().verify(&env.pki.join("ca.pem"), "server.example.com")).unwrap();
-            let t = c.handshake_time();
-            let _ = c.close();
-            t
-        }).collect();
-        let mut ours_t: Vec<Duration> = Vec::new();
         let mut rtt: Vec<Duration> = Vec::new();
         let small = vec![0x33u8; 200];
-        for _ in 0..k {
-            let conn = gio_client(ours, server.addr(), &db);
-            let t = Instant::now();
-            conn.handshake(gio::Cancellable::NONE).unwrap();
-            ours_t.push(t.elapsed());
+        let (r, o) = raw_vs_ours(server.addr(), k, ours, &db, |conn| {
             for _ in 0..20 {
                 let t = Instant::now();
-                send(&conn, &small, -1).unwrap();
-                assert_eq!(recv(&conn, 2048, 5_000_000).unwrap(), small);
+                send(conn, &small, -1).unwrap();
+                assert_eq!(recv(conn, 2048, 5_000_000).unwrap(), small);
                 rtt.push(t.elapsed());
             }
-            let _ = conn.close(gio::Cancellable::NONE);
-        }
-        let (r, o) = (median(&mut raw), median(&mut ours_t));
+        });
         println!("  gnutls-serv:       raw OpenSSL {:8.3} ms   dtls-openssl {:8.3} ms   ratio {:.2}x", ms(r), ms(o), ms(o) / ms(r));
         println!("  gnutls-serv 200-byte echo round trip (dtls-openssl): {:.1} µs", median(&mut rtt).as_secs_f64() * 1e6);
     }

@@ -18,7 +18,7 @@ use openssl::x509::{X509NameRef, X509};
 use crate::error;
 use crate::iface::tls_certificate::TlsCertificateImpl;
 use crate::iface::values;
-use crate::trust::{Identity, TrustStore};
+use crate::trust::TrustStore;
 
 /// Longest issuer chain we follow; protects against cycles.
 const MAX_CHAIN: usize = 16;
@@ -403,13 +403,9 @@ pub(crate) mod imp {
                 };
                 let store = TrustStore::from_anchors(anchors)
                     .map_err(|e| error::bad_certificate("Could not build trust store", &e))?;
-                let ident = identity.map(Identity::from_connectable);
                 let mut flags = store
-                    .verify(&chain[0], &chain[1..], "", ident.as_ref().and_then(|i| i.as_ref()))
+                    .verify_connectable(&chain[0], &chain[1..], "", identity)
                     .map_err(|e| error::bad_certificate("Verification failed", &e))?;
-                if matches!(ident, Some(None)) {
-                    flags |= F::BAD_IDENTITY;
-                }
                 if trusted_ca.is_some() && !links_are_sound(&chain) {
                     // The chain as linked does not lead to the CA, even if
                     // OpenSSL finds a shortcut through it: GLib relies on this

@@ -99,6 +99,23 @@ impl TrustStore {
         &self.anchors
     }
 
+    /// Verifies `leaf` for the peer GIO names with `identity`; an identity
+    /// that names no host or address is `BAD_IDENTITY`.
+    pub fn verify_connectable(
+        &self,
+        leaf: &X509Ref,
+        untrusted: &[X509],
+        purpose: &str,
+        identity: Option<&gio::SocketConnectable>,
+    ) -> Result<Flags, ErrorStack> {
+        let parsed = identity.map(Identity::from_connectable);
+        let mut flags = self.verify(leaf, untrusted, purpose, parsed.as_ref().and_then(|i| i.as_ref()))?;
+        if matches!(parsed, Some(None)) {
+            flags |= Flags::BAD_IDENTITY;
+        }
+        Ok(flags)
+    }
+
     /// Verifies `leaf` against the anchors, with `untrusted` as candidate
     /// intermediates in any order.
     pub fn verify(

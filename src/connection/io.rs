@@ -39,12 +39,22 @@ pub fn try_receive(base: &gio::DatagramBased, buf: &mut [u8]) -> Result<Option<u
             &mut error,
         )
     };
+    // SAFETY: `error` is what GIO set when n < 0.
+    Ok(unsafe { count_or_would_block(n, error) }?.map(|_| message.bytes_received))
+}
+
+/// The result of a one-message, timeout-0 call: `Some(())` when the message
+/// moved, `None` when it would block.
+///
+/// # Safety
+/// When `n < 0`, `error` is the GError GIO set, which we take.
+unsafe fn count_or_would_block(n: i32, error: *mut glib::ffi::GError) -> Result<Option<()>, glib::Error> {
     if n < 0 {
-        // SAFETY: on failure GIO set an error we now own.
+        // SAFETY: per the contract.
         let e: glib::Error = unsafe { from_glib_full(error) };
         return if e.matches(gio::IOErrorEnum::WouldBlock) { Ok(None) } else { Err(e) };
     }
-    Ok((n == 1).then_some(message.bytes_received))
+    Ok((n == 1).then_some(()))
 }
 
 /// Sends one datagram without blocking: `Ok(false)` when the socket would
@@ -73,12 +83,8 @@ pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Er
             &mut error,
         )
     };
-    if n < 0 {
-        // SAFETY: on failure GIO set an error we now own.
-        let e: glib::Error = unsafe { from_glib_full(error) };
-        return if e.matches(gio::IOErrorEnum::WouldBlock) { Ok(false) } else { Err(e) };
-    }
-    Ok(n == 1)
+    // SAFETY: `error` is what GIO set when n < 0.
+    Ok(unsafe { count_or_would_block(n, error) }?.is_some())
 }
 
 /// How a wait ended.

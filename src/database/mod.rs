@@ -16,7 +16,7 @@ use openssl::x509::{X509Name, X509VerifyResult, X509};
 use crate::certificate::{self, Certificate};
 use crate::error;
 use crate::iface::tls_database::TlsDatabaseImpl;
-use crate::trust::{Identity, TrustStore};
+use crate::trust::TrustStore;
 
 /// Prefix of the handles `create_certificate_handle` makes.
 const HANDLE_PREFIX: &str = "dtls-openssl:sha256:";
@@ -99,15 +99,11 @@ pub(crate) mod imp {
         ) -> Result<gio::TlsCertificateFlags, glib::Error> {
             check_cancelled(cancellable)?;
             let certs = certificate::chain_of(chain)?;
-            let ident = identity.map(Identity::from_connectable);
-            let mut flags = self
+            let flags = self
                 .obj()
                 .store()
-                .verify(&certs[0], &certs[1..], purpose, ident.as_ref().and_then(|i| i.as_ref()))
+                .verify_connectable(&certs[0], &certs[1..], purpose, identity)
                 .map_err(|e| error::bad_certificate("Could not verify the certificate chain", &e))?;
-            if matches!(ident, Some(None)) {
-                flags |= gio::TlsCertificateFlags::BAD_IDENTITY;
-            }
             check_cancelled(cancellable)?;
             Ok(flags)
         }
