@@ -46,15 +46,16 @@ pub(crate) fn receive_messages(
 ) -> Result<usize, glib::Error> {
     check_flags(flags)?;
     let deadline = Deadline::from_timeout_us(timeout_us);
-    for i in 0..messages.len() {
+    let count = messages.len();
+    for (i, message) in messages.iter_mut().enumerate() {
         let dl = if i == 0 { deadline } else { Deadline::Now };
         let got = RECORD.with(|buf| {
             let mut buf = buf.borrow_mut();
-            let cap = messages[i].capacity().min(buf.len());
+            let cap = message.capacity().min(buf.len());
             let r = conn.receive_record(&mut buf[..cap], dl, cancellable)?;
             match r {
-                Received::Data(n) => messages[i].fill(&buf[..n]),
-                Received::Eof => messages[i].fill(&[]),
+                Received::Data(n) => message.fill(&buf[..n]),
+                Received::Eof => message.fill(&[]),
             }
             Ok::<_, glib::Error>(r)
         });
@@ -65,7 +66,7 @@ pub(crate) fn receive_messages(
             Err(e) => return Err(e),
         }
     }
-    Ok(messages.len())
+    Ok(count)
 }
 
 pub(crate) fn send_messages(
@@ -77,24 +78,25 @@ pub(crate) fn send_messages(
 ) -> Result<usize, glib::Error> {
     check_flags(flags)?;
     let deadline = Deadline::from_timeout_us(timeout_us);
-    for i in 0..messages.len() {
-        if messages[i].has_control_messages() {
+    let count = messages.len();
+    for (i, message) in messages.iter_mut().enumerate() {
+        if message.has_control_messages() {
             let e = error::io(gio::IOErrorEnum::NotSupported, "Control messages cannot be sent over DTLS");
             return if i > 0 { Ok(i) } else { Err(e) };
         }
         let sent = GATHER.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
-            messages[i].gather(&mut buf);
+            message.gather(&mut buf);
             conn.send_record(&buf, deadline, cancellable).map(|_| buf.len())
         });
         match sent {
-            Ok(n) => messages[i].set_bytes_sent(n),
+            Ok(n) => message.set_bytes_sent(n),
             Err(_) if i > 0 => return Ok(i),
             Err(e) => return Err(e),
         }
     }
-    Ok(messages.len())
+    Ok(count)
 }
 
 /// What is ready without touching the socket.

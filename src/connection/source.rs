@@ -26,7 +26,7 @@ struct DtlsSource {
 ///
 /// # Safety
 /// `source` is a live DtlsSource.
-unsafe fn connection<'a>(source: *mut GSource) -> glib::translate::Borrowed<Connection> {
+unsafe fn connection(source: *mut GSource) -> glib::translate::Borrowed<Connection> {
     // SAFETY: per the contract; `conn` holds a strong reference.
     unsafe { from_glib_borrow((*(source as *mut DtlsSource)).conn as *mut <Connection as glib::object::ObjectType>::GlibType) }
 }
@@ -129,9 +129,10 @@ pub(crate) fn new(conn: &Connection, condition: glib::IOCondition, cancellable: 
                 glib::ffi::G_IO_IN | glib::ffi::G_IO_ERR | glib::ffi::G_IO_HUP,
                 cancellable.to_glib_none().0,
             );
-            let func: unsafe extern "C" fn(*mut gio::ffi::GDatagramBased, glib::ffi::GIOCondition, gpointer) -> gboolean =
-                child_dispatch;
-            glib::ffi::g_source_set_callback(child, Some(std::mem::transmute::<_, unsafe extern "C" fn(gpointer) -> gboolean>(func)), std::ptr::null_mut(), None);
+            type ChildFunc = unsafe extern "C" fn(*mut gio::ffi::GDatagramBased, glib::ffi::GIOCondition, gpointer) -> gboolean;
+            let func: ChildFunc = child_dispatch;
+            let func = std::mem::transmute::<ChildFunc, unsafe extern "C" fn(gpointer) -> gboolean>(func);
+            glib::ffi::g_source_set_callback(child, Some(func), std::ptr::null_mut(), None);
             glib::ffi::g_source_add_child_source(raw, child);
             glib::ffi::g_source_unref(child);
         }
