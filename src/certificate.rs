@@ -95,10 +95,12 @@ fn unix_time(t: &Asn1TimeRef) -> Option<i64> {
     Some(diff.days as i64 * 86_400 + diff.secs as i64)
 }
 
-/// RFC 4514 form of a distinguished name (most specific RDN first), as
-/// GnuTLS-based backends print it: `CN=host,O=Org,C=FR`.
+/// A distinguished name as `KEY=value` pairs joined by commas, with RFC 4514
+/// escaping, in the certificate's own (ASN.1) order — the form
+/// glib-networking's GnuTLS backend, Debian's default, gives: e.g.
+/// `C=FR,O=Org,CN=host`.
 pub(crate) fn name_to_string(name: &X509NameRef) -> String {
-    let mut parts: Vec<String> = name
+    let parts: Vec<String> = name
         .entries()
         .map(|e| {
             let nid = e.object().nid();
@@ -110,7 +112,6 @@ pub(crate) fn name_to_string(name: &X509NameRef) -> String {
             format!("{key}={}", escape_dn_value(&value))
         })
         .collect();
-    parts.reverse();
     parts.join(",")
 }
 

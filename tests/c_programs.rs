@@ -8,8 +8,20 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Compiles `tests/c/<name>.c` into the test's temporary directory.
+/// Compiles `tests/c/<name>.c` into the test's temporary directory, once
+/// per process (tests run in parallel and may share a program).
 fn build(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap();
+    if let Some((_, exe)) = built.iter().find(|(n, _)| n == name) {
+        return exe.clone();
+    }
+    let exe = compile(name);
+    built.push((name.to_string(), exe.clone()));
+    exe
+}
+
+fn compile(name: &str) -> PathBuf {
     let env = common::init();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c").join(format!("{name}.c"));
     let exe = env.modules.parent().unwrap().join(name);
