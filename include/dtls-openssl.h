@@ -125,7 +125,8 @@ DtlsOpensslClientConnection *dtls_openssl_client_connection_new (GDatagramBased 
  * @error: return location for a #GError
  *
  * Sends @bytes as one datagram (one DTLS record), performing the handshake
- * first if needed. A datagram larger than the MTU allows fails with
+ * first if needed. Empty @bytes send nothing (OpenSSL emits no empty
+ * records) and succeed. A datagram larger than the MTU allows fails with
  * %G_IO_ERROR_MESSAGE_TOO_LARGE and nothing is sent. With @timeout_us 0 it
  * fails with %G_IO_ERROR_WOULD_BLOCK rather than wait; with a positive
  * timeout, with %G_IO_ERROR_TIMED_OUT.

@@ -10,7 +10,8 @@ use super::engine::MAX_RECORD_PLAINTEXT;
 use crate::error;
 
 impl Connection {
-    /// Sends `data` as one datagram (one record). Timeout in microseconds:
+    /// Sends `data` as one datagram (one record); empty data sends nothing.
+    /// Timeout in microseconds:
     /// −1 blocks, 0 never blocks (`G_IO_ERROR_WOULD_BLOCK`), >0 bounds the
     /// call (`G_IO_ERROR_TIMED_OUT`).
     pub fn send_bytes(&self, data: &[u8], timeout_us: i64, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {

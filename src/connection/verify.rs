@@ -36,8 +36,13 @@ pub(crate) fn certificate_chain(der: &[Vec<u8>]) -> Result<Option<gio::TlsCertif
     Ok(issuer)
 }
 
-/// The flags GIO would report for `peer`.
-fn peer_errors(conn: &Connection, peer: &gio::TlsCertificate, cancellable: Option<&gio::Cancellable>) -> Result<gio::TlsCertificateFlags, glib::Error> {
+/// The flags GIO would report for `peer`, and the database's own error
+/// message if it failed (reported as GENERIC_ERROR).
+fn peer_errors(
+    conn: &Connection,
+    peer: &gio::TlsCertificate,
+    cancellable: Option<&gio::Cancellable>,
+) -> Result<(gio::TlsCertificateFlags, Option<String>), glib::Error> {
     use gio::TlsCertificateFlags as F;
     let role = conn.role();
     let (database, identity, interaction) = {
@@ -46,12 +51,14 @@ fn peer_errors(conn: &Connection, peer: &gio::TlsCertificate, cancellable: Optio
     };
     let identity = if role == Role::Client { identity } else { None };
     let purpose = if role == Role::Client { PURPOSE_SERVER } else { PURPOSE_CLIENT };
+    let mut detail = None;
     let mut flags = match &database {
         Some(db) => match db.verify_chain(peer, purpose, identity.as_ref(), interaction.as_ref(), gio::TlsDatabaseVerifyFlags::NONE, cancellable) {
             Ok(f) => f,
             Err(e) if e.matches(gio::IOErrorEnum::Cancelled) => return Err(e),
             Err(e) => {
                 glib::g_debug!(crate::LOG_DOMAIN, "{:?}: verify_chain failed: {}", conn.as_ptr(), e);
+                detail = Some(e.message().to_string());
                 F::GENERIC_ERROR
             }
         },
@@ -61,7 +68,7 @@ fn peer_errors(conn: &Connection, peer: &gio::TlsCertificate, cancellable: Optio
     if role == Role::Client && identity.is_none() {
         flags |= F::BAD_IDENTITY;
     }
-    Ok(flags)
+    Ok((flags, detail))
 }
 
 /// Verifies the peer after OpenSSL's handshake; `Err` rejects it.
@@ -73,7 +80,7 @@ pub(crate) fn verify_peer(conn: &Connection, peer: Option<&gio::TlsCertificate>,
             Role::Server => Ok(()),
         };
     };
-    let errors = peer_errors(conn, peer, cancellable)?;
+    let (errors, detail) = peer_errors(conn, peer, cancellable)?;
     {
         let mut r = conn.results();
         r.peer_certificate = Some(peer.clone());
@@ -92,10 +99,11 @@ pub(crate) fn verify_peer(conn: &Connection, peer: Option<&gio::TlsCertificate>,
     if accepted {
         Ok(())
     } else {
-        Err(error::tls(
-            gio::TlsError::BadCertificate,
-            format!("Unacceptable TLS certificate ({})", describe(errors)),
-        ))
+        let why = match detail {
+            Some(d) => format!("{}: {d}", describe(errors)),
+            None => describe(errors),
+        };
+        Err(error::tls(gio::TlsError::BadCertificate, format!("Unacceptable TLS certificate ({why})")))
     }
 }
 

@@ -279,8 +279,9 @@ def test_python_database_raising_gerror_fails(echo_server):
 
     db = Failing()
     conn = client(server.port, database=db)
-    tls_error(Gio.TlsError.BAD_CERTIFICATE, conn.handshake, None)
+    err = tls_error(Gio.TlsError.BAD_CERTIFICATE, conn.handshake, None)
     assert conn.props.peer_certificate_errors == Gio.TlsCertificateFlags.GENERIC_ERROR
+    assert "python says no" in err.message
 
 
 def test_accept_certificate_handler_exception_rejects(pki, echo_server):
