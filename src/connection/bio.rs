@@ -50,7 +50,13 @@ pub struct DatagramTransport {
     outbound: VecDeque<Vec<u8>>,
     oversize: Option<OversizeDatagram>,
     largest_read_buffer: usize,
+    /// Buffers of datagrams already consumed, reused so that the steady
+    /// state allocates nothing per datagram.
+    spare: Vec<Vec<u8>>,
 }
+
+/// Spare buffers kept at most (a flight or a burst of records).
+const MAX_SPARE: usize = 32;
 
 impl DatagramTransport {
     /// An empty transport.
@@ -68,6 +74,29 @@ impl DatagramTransport {
     }
 
     /// Number of received datagrams the SSL has not read yet.
+    /// Queues a copy of one received datagram in a recycled buffer.
+    pub fn push_inbound_copy(&mut self, datagram: &[u8]) {
+        if !datagram.is_empty() {
+            let buf = self.buffer_with(datagram);
+            self.inbound.push_back(buf);
+        }
+    }
+
+    /// Gives back a buffer (e.g. from [`Self::pop_outbound`]) for reuse.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.len() < MAX_SPARE {
+            buf.clear();
+            self.spare.push(buf);
+        }
+    }
+
+    fn buffer_with(&mut self, data: &[u8]) -> Vec<u8> {
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(data);
+        buf
+    }
+
     pub fn inbound_len(&self) -> usize {
         self.inbound.len()
     }
@@ -118,14 +147,17 @@ impl Read for DatagramTransport {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         buf[..datagram.len()].copy_from_slice(&datagram);
-        Ok(datagram.len())
+        let n = datagram.len();
+        self.recycle(datagram);
+        Ok(n)
     }
 }
 
 impl Write for DatagramTransport {
     /// One call = one datagram; never blocks.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.outbound.push_back(buf.to_vec());
+        let datagram = self.buffer_with(buf);
+        self.outbound.push_back(datagram);
         Ok(buf.len())
     }
 
@@ -160,6 +192,21 @@ mod tests {
         assert_eq!(t.pop_outbound().unwrap(), vec![9, 9]);
         assert_eq!(t.pop_outbound().unwrap(), vec![8]);
         assert!(!t.has_outbound());
+    }
+
+    #[test]
+    fn buffers_are_reused() {
+        let mut t = DatagramTransport::new();
+        t.push_inbound_copy(&[1; 100]);
+        let mut buf = [0u8; 200];
+        assert_eq!(t.read(&mut buf).unwrap(), 100);
+        let ptr = t.spare.last().unwrap().as_ptr();
+        t.write_all(&[2; 50]).unwrap();
+        let out = t.pop_outbound().unwrap();
+        assert_eq!(out.as_ptr(), ptr, "the consumed datagram's buffer carried the write");
+        t.recycle(out);
+        t.push_inbound_copy(&[3; 10]);
+        assert!(t.spare.is_empty());
     }
 
     #[test]

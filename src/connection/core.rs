@@ -275,6 +275,7 @@ impl Core {
                 *stash = Some(datagram);
                 return Ok(false);
             }
+            self.engine().recycle(datagram);
         }
     }
 

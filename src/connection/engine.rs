@@ -420,7 +420,7 @@ impl Engine {
 
     /// Queues one received datagram (copied). Empty datagrams are ignored.
     pub fn push_datagram(&mut self, datagram: &[u8]) {
-        self.stream.get_mut().push_inbound(datagram.to_vec());
+        self.stream.get_mut().push_inbound_copy(datagram);
     }
 
     /// Queues one received datagram without copying.
@@ -431,6 +431,12 @@ impl Engine {
     /// Takes the next datagram to send, oldest first.
     pub fn pop_datagram(&mut self) -> Option<Vec<u8>> {
         self.stream.get_mut().pop_outbound()
+    }
+
+    /// Returns a datagram's buffer from [`Engine::pop_datagram`] once sent,
+    /// so the next one reuses it.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        self.stream.get_mut().recycle(buf);
     }
 
     /// Whether [`Engine::pop_datagram`] has something to give.
