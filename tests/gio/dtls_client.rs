@@ -626,3 +626,47 @@ fn shutdown_async_sends_close_notify() {
     let err = send(&conn, b"x", -1).unwrap_err();
     assert!(err.matches(gio::IOErrorEnum::Closed), "{err}");
 }
+
+/// The last unref frees the connection and releases the base socket (no
+/// reference cycle through sources, waits or the engine), after sync and
+/// async use alike.
+#[test]
+fn last_unref_frees_everything() {
+    let peer = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).max_connections(2));
+    for use_async in [false, true] {
+        let socket = connected_socket(peer.addr());
+        let socket_weak = socket.downgrade();
+        let id = gio::NetworkAddress::new("server.example.com", 0);
+        let conn = gio::DtlsClientConnection::new(&socket, Some(&id)).unwrap();
+        drop(socket);
+        conn.set_database(Some(&ca_db()));
+        if use_async {
+            let ctx = glib::MainContext::new();
+            ctx.with_thread_default(|| {
+                let done = std::rc::Rc::new(std::cell::Cell::new(false));
+                let d = done.clone();
+                conn.handshake_async(glib::Priority::DEFAULT, gio::Cancellable::NONE, move |r| {
+                    r.unwrap();
+                    d.set(true);
+                });
+                while !done.get() {
+                    ctx.iteration(true);
+                }
+            })
+            .unwrap();
+        } else {
+            conn.handshake(gio::Cancellable::NONE).unwrap();
+        }
+        send(&conn, b"x", -1).unwrap();
+        assert_eq!(recv(&conn, 16, 5 * SECOND).unwrap(), b"x");
+        let source = conn.create_source(glib::IOCondition::IN, gio::Cancellable::NONE, None, glib::Priority::DEFAULT, |_, _| {
+            glib::ControlFlow::Continue
+        });
+        drop(source);
+        conn.close(gio::Cancellable::NONE).unwrap();
+        let weak = conn.downgrade();
+        drop(conn);
+        assert!(weak.upgrade().is_none(), "connection still alive (async: {use_async})");
+        assert!(socket_weak.upgrade().is_none(), "base socket still referenced (async: {use_async})");
+    }
+}
