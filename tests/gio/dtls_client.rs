@@ -670,3 +670,44 @@ fn last_unref_frees_everything() {
         assert!(socket_weak.upgrade().is_none(), "base socket still referenced (async: {use_async})");
     }
 }
+
+/// A blocking receive ends with CANCELLED when another thread cancels it,
+/// and the connection stays usable.
+#[test]
+fn cancelling_a_blocking_receive() {
+    use crate::common::relay::Verdict;
+    let peer = echo_peer();
+    let relay = Relay::start(peer.addr());
+    let conn = trusting_client(relay.addr());
+    conn.handshake(gio::Cancellable::NONE).unwrap();
+    // From now on the echo never comes back: the receive below blocks.
+    let handshake_replies = relay.count(Direction::ToClient);
+    relay.set_filter(move |dir, index, _| {
+        if dir == Direction::ToClient && index >= handshake_replies {
+            Verdict::Drop
+        } else {
+            Verdict::Forward
+        }
+    });
+    let cancellable = gio::Cancellable::new();
+    let c2 = cancellable.clone();
+    let watcher = {
+        let relay = std::sync::Arc::new(relay);
+        let r = relay.clone();
+        let t = std::thread::spawn(move || {
+            // Cancel once the echo we wait for has been swallowed.
+            r.wait_count(Direction::ToClient, handshake_replies + 1, Duration::from_secs(5)).unwrap();
+            c2.cancel();
+        });
+        (relay, t)
+    };
+    send(&conn, b"lost", -1).unwrap();
+    let started = Instant::now();
+    let err = crate::common::dtls::recv_vectored(&conn, &[&[64]], 0, 10 * SECOND, Some(&cancellable)).unwrap_err();
+    watcher.1.join().unwrap();
+    assert!(err.matches(gio::IOErrorEnum::Cancelled), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // The connection stays usable.
+    let err = recv(&conn, 64, 0).unwrap_err();
+    assert!(err.matches(gio::IOErrorEnum::WouldBlock), "{err}");
+}
