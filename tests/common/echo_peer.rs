@@ -287,6 +287,8 @@ pub struct EchoConn {
     /// CN of the client certificate, if one was presented.
     pub client_cert_cn: Option<String>,
     pub session_reused: bool,
+    /// The server name the client sent (SNI), if any.
+    pub sni: Option<String>,
     /// Sizes of the datagrams echoed, in order.
     pub echoed: Vec<usize>,
     /// The client sent close_notify.
@@ -526,6 +528,7 @@ fn serve_one(
         conn.alpn = ssl.selected_alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned());
         conn.client_cert_cn = ssl.peer_certificate().and_then(|c| name_cn(c.subject_name()));
         conn.session_reused = ssl.session_reused();
+        conn.sni = ssl.servername(openssl::ssl::NameType::HOST_NAME).map(str::to_owned);
     }
     // Publish the handshake right away (tests may wait on it).
     shared.0.lock().unwrap().conns.push(conn.clone());

@@ -183,7 +183,17 @@ fn ip_identity_is_matched_against_ip_sans() {
     conn.handshake(gio::Cancellable::NONE).unwrap();
     assert_eq!(conn.peer_certificate_errors(), F::empty());
     // No SNI for an address literal.
-    assert!(peer.log().conns[0].error.is_none());
+    let log = peer.wait(Duration::from_secs(5), |l| !l.conns.is_empty()).unwrap();
+    assert_eq!(log.conns[0].sni, None);
+}
+
+#[test]
+fn sni_carries_the_host_name() {
+    let peer = echo_peer();
+    let conn = trusting_client(peer.addr());
+    conn.handshake(gio::Cancellable::NONE).unwrap();
+    let log = peer.wait(Duration::from_secs(5), |l| !l.conns.is_empty()).unwrap();
+    assert_eq!(log.conns[0].sni.as_deref(), Some("server.example.com"));
 }
 
 #[test]
