@@ -6,7 +6,6 @@
 //! Set BENCH_ROUNDS to change the number of handshakes (default 60).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use std::time::{Duration, Instant};
