@@ -55,7 +55,13 @@ fn handshake_and_echo_with_openssl_s_server() {
     for i in 0..3 {
         let line = format!("E hello {i}\n");
         send(&conn, line.as_bytes(), -1).unwrap();
-        assert_eq!(recv(&conn, 2048, 5 * SECOND).unwrap(), line.as_bytes());
+        let got = recv(&conn, 2048, 5 * SECOND).unwrap();
+        assert!(
+            got == line.as_bytes(),
+            "echo {i}: got {:?}\n--- s_server output ---\n{}",
+            String::from_utf8_lossy(&got),
+            server.output()
+        );
     }
     conn.close(gio::Cancellable::NONE).unwrap();
     server.wait_for("DONE", Duration::from_secs(5)).unwrap();
