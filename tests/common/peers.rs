@@ -377,7 +377,9 @@ pub struct OpensslServerOpts {
     /// Harness-level echo: every stdout line starting with this prefix is
     /// written back to s_server's stdin, i.e. sent to the client as one
     /// record `"<line>\n"`. The prefix must not start with `Q`, `q`, `P` or
-    /// `S` (s_server treats stdin chunks starting with those as commands).
+    /// `S` (s_server treats stdin chunks starting with those as commands),
+    /// and should contain a character base64 lacks (e.g. `:`): s_server
+    /// prints its session parameters in base64 on stdout.
     pub echo_prefix: Option<String>,
     /// `-brief` is *not* used: it hides the ACCEPT readiness line.
     pub extra_args: Vec<String>,

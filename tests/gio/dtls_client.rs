@@ -35,7 +35,7 @@ fn echo_peer() -> EchoPeer {
 
 #[test]
 fn handshake_and_echo_with_openssl_s_server() {
-    let server = OpensslServer::start(OpensslServerOpts::new(&pki_dir()).echo_prefix("E"));
+    let server = OpensslServer::start(OpensslServerOpts::new(&pki_dir()).echo_prefix("ECHO:"));
     let conn = trusting_client(server.addr());
     let notified = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
     for p in ["peer-certificate", "protocol-version", "ciphersuite-name"] {
@@ -53,7 +53,7 @@ fn handshake_and_echo_with_openssl_s_server() {
     assert_eq!(notified.borrow().len(), 3, "{:?}", notified.borrow());
 
     for i in 0..3 {
-        let line = format!("E hello {i}\n");
+        let line = format!("ECHO: hello {i}\n");
         send(&conn, line.as_bytes(), -1).unwrap();
         let got = recv(&conn, 2048, 5 * SECOND).unwrap();
         assert!(
