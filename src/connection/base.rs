@@ -138,6 +138,29 @@ impl Connection {
     /// After OpenSSL's handshake: record what was negotiated, verify the
     /// peer, let `accept-certificate` decide.
     pub(crate) fn complete_handshake(&self, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+        let peer = self.record_negotiated()?;
+        let verdict = super::verify::verify_peer(self, peer.as_ref(), cancellable);
+        self.conclude(verdict)
+    }
+
+    /// [`Self::complete_handshake`] for the async handshake (the
+    /// verification may run off the caller's context).
+    pub(crate) fn complete_handshake_async<F: FnOnce(Result<(), glib::Error>) + 'static>(
+        &self,
+        cancellable: Option<&gio::Cancellable>,
+        done: F,
+    ) {
+        let peer = match self.record_negotiated() {
+            Ok(p) => p,
+            Err(e) => return done(Err(e)),
+        };
+        let conn = self.clone();
+        super::verify::verify_peer_async(self, peer, cancellable, move |verdict| done(conn.conclude(verdict)));
+    }
+
+    /// Stores and announces what the handshake negotiated; returns the
+    /// peer's certificate chain.
+    fn record_negotiated(&self) -> Result<Option<gio::TlsCertificate>, glib::Error> {
         let core = self.core()?;
         let (chain, alpn, version, cipher, cas) = {
             let e = core.engine();
@@ -168,13 +191,17 @@ impl Connection {
         if self.role() == Role::Client {
             self.notify("accepted-cas");
         }
-        let verdict = super::verify::verify_peer(self, peer.as_ref(), cancellable);
+        Ok(peer)
+    }
+
+    /// Announces the verification's outcome; a rejected peer is told with
+    /// close_notify, so it does not wait for data that never comes.
+    fn conclude(&self, verdict: Result<(), glib::Error>) -> Result<(), glib::Error> {
         self.notify("peer-certificate");
         self.notify("peer-certificate-errors");
         if let Err(e) = &verdict {
             glib::g_debug!(crate::LOG_DOMAIN, "{:?}: peer rejected: {}", self.as_ptr(), e);
-            // Tell the peer, so it does not wait for data that never comes.
-            let _ = core.close_notify(None);
+            let _ = self.core().map(|core| core.close_notify(None));
         }
         verdict
     }

@@ -62,8 +62,8 @@ fn step(mut p: Pending) {
         let outcome = p.conn.prepare(core).and_then(|_| core.handshake_step());
         match outcome {
             Ok(Step::Done) => {
-                let r = p.conn.complete_handshake(p.cancellable.as_ref());
-                return finish(p, r);
+                let (conn, cancellable) = (p.conn.clone(), p.cancellable.clone());
+                return conn.complete_handshake_async(cancellable.as_ref(), move |r| finish(p, r));
             }
             Ok(Step::WantCertificate) => {
                 if let Err(e) = p.conn.request_certificate(core, p.cancellable.as_ref()) {

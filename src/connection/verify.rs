@@ -36,57 +36,77 @@ pub(crate) fn certificate_chain(der: &[Vec<u8>]) -> Result<Option<gio::TlsCertif
     Ok(issuer)
 }
 
-/// The flags GIO would report for `peer`, and the database's own error
-/// message if it failed (reported as GENERIC_ERROR).
-fn peer_errors(
-    conn: &Connection,
-    peer: &gio::TlsCertificate,
-    cancellable: Option<&gio::Cancellable>,
-) -> Result<(gio::TlsCertificateFlags, Option<String>), glib::Error> {
-    use gio::TlsCertificateFlags as F;
-    let role = conn.role();
-    let (database, identity, interaction) = {
+/// What verifying the peer needs, read from the connection once.
+struct Request {
+    role: Role,
+    database: Option<gio::TlsDatabase>,
+    identity: Option<gio::SocketConnectable>,
+    interaction: Option<gio::TlsInteraction>,
+    purpose: &'static str,
+}
+
+impl Request {
+    fn of(conn: &Connection) -> Request {
+        let role = conn.role();
         let s = conn.settings();
-        (s.database.clone(), s.server_identity.clone(), s.interaction.clone())
-    };
-    let identity = if role == Role::Client { identity } else { None };
-    let purpose = if role == Role::Client { PURPOSE_SERVER } else { PURPOSE_CLIENT };
-    let mut detail = None;
-    let mut flags = match &database {
-        Some(db) => match db.verify_chain(peer, purpose, identity.as_ref(), interaction.as_ref(), gio::TlsDatabaseVerifyFlags::NONE, cancellable) {
-            Ok(f) => f,
-            Err(e) if e.matches(gio::IOErrorEnum::Cancelled) => return Err(e),
-            Err(e) => {
+        Request {
+            role,
+            database: s.database.clone(),
+            identity: if role == Role::Client { s.server_identity.clone() } else { None },
+            interaction: s.interaction.clone(),
+            purpose: if role == Role::Client { PURPOSE_SERVER } else { PURPOSE_CLIENT },
+        }
+    }
+
+    /// Whether the database may block (run it off the caller's context in
+    /// the async handshake): any but ours, which verifies in memory.
+    fn database_may_block(&self) -> bool {
+        self.database.as_ref().is_some_and(|db| !db.is::<crate::database::Database>())
+    }
+
+    fn verify_sync(&self, peer: &gio::TlsCertificate, cancellable: Option<&gio::Cancellable>) -> Option<Result<gio::TlsCertificateFlags, glib::Error>> {
+        let db = self.database.as_ref()?;
+        Some(db.verify_chain(peer, self.purpose, self.identity.as_ref(), self.interaction.as_ref(), gio::TlsDatabaseVerifyFlags::NONE, cancellable))
+    }
+
+    /// The flags GIO reports for `peer` given the database's answer (`None`:
+    /// no database), and the database's own error message if it failed
+    /// (reported as GENERIC_ERROR). Cancellation stays an error.
+    fn flags(
+        &self,
+        conn: &Connection,
+        peer: &gio::TlsCertificate,
+        answer: Option<Result<gio::TlsCertificateFlags, glib::Error>>,
+    ) -> Result<(gio::TlsCertificateFlags, Option<String>), glib::Error> {
+        use gio::TlsCertificateFlags as F;
+        let mut detail = None;
+        let mut flags = match answer {
+            Some(Ok(f)) => f,
+            Some(Err(e)) if e.matches(gio::IOErrorEnum::Cancelled) => return Err(e),
+            Some(Err(e)) => {
                 glib::g_debug!(crate::LOG_DOMAIN, "{:?}: verify_chain failed: {}", conn.as_ptr(), e);
                 detail = Some(e.message().to_string());
                 F::GENERIC_ERROR
             }
-        },
-        // No database: nothing is trusted, but dates and identity still count.
-        None => F::UNKNOWN_CA | peer.verify(identity.as_ref(), None::<&gio::TlsCertificate>),
-    };
-    if role == Role::Client && identity.is_none() {
-        flags |= F::BAD_IDENTITY;
+            // No database: nothing is trusted, but dates and identity still count.
+            None => F::UNKNOWN_CA | peer.verify(self.identity.as_ref(), None::<&gio::TlsCertificate>),
+        };
+        if self.role == Role::Client && self.identity.is_none() {
+            flags |= F::BAD_IDENTITY;
+        }
+        Ok((flags, detail))
     }
-    Ok((flags, detail))
 }
 
-/// Verifies the peer after OpenSSL's handshake; `Err` rejects it.
-pub(crate) fn verify_peer(conn: &Connection, peer: Option<&gio::TlsCertificate>, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
-    let role = conn.role();
-    let Some(peer) = peer else {
-        return match role {
-            Role::Client => Err(error::tls(gio::TlsError::BadCertificate, "The server sent no certificate")),
-            Role::Server => Ok(()),
-        };
-    };
-    let (errors, detail) = peer_errors(conn, peer, cancellable)?;
+/// Records the verdict's flags and lets validation-flags and
+/// `accept-certificate` decide.
+fn decide(conn: &Connection, peer: &gio::TlsCertificate, errors: gio::TlsCertificateFlags, detail: Option<String>) -> Result<(), glib::Error> {
     {
         let mut r = conn.results();
         r.peer_certificate = Some(peer.clone());
         r.peer_certificate_errors = errors;
     }
-    let mask = match role {
+    let mask = match conn.role() {
         Role::Client => conn.settings().validation_flags,
         Role::Server => gio::TlsCertificateFlags::VALIDATE_ALL,
     };
@@ -105,6 +125,52 @@ pub(crate) fn verify_peer(conn: &Connection, peer: Option<&gio::TlsCertificate>,
         };
         Err(error::tls(gio::TlsError::BadCertificate, format!("Unacceptable TLS certificate ({why})")))
     }
+}
+
+/// A peer that sent no certificate: refused by a client, fine for a server.
+fn no_certificate(role: Role) -> Result<(), glib::Error> {
+    match role {
+        Role::Client => Err(error::tls(gio::TlsError::BadCertificate, "The server sent no certificate")),
+        Role::Server => Ok(()),
+    }
+}
+
+/// Verifies the peer after OpenSSL's handshake; `Err` rejects it.
+pub(crate) fn verify_peer(conn: &Connection, peer: Option<&gio::TlsCertificate>, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+    let req = Request::of(conn);
+    let Some(peer) = peer else { return no_certificate(req.role) };
+    let (errors, detail) = req.flags(conn, peer, req.verify_sync(peer, cancellable))?;
+    decide(conn, peer, errors, detail)
+}
+
+/// [`verify_peer`] for the async handshake: a database other than ours
+/// (which may block, e.g. one written in Python) is asked through
+/// `verify_chain_async`, so the caller's main context keeps running.
+pub(crate) fn verify_peer_async<F: FnOnce(Result<(), glib::Error>) + 'static>(
+    conn: &Connection,
+    peer: Option<gio::TlsCertificate>,
+    cancellable: Option<&gio::Cancellable>,
+    done: F,
+) {
+    let req = Request::of(conn);
+    let (Some(peer), true) = (peer.clone(), req.database_may_block()) else {
+        return done(verify_peer(conn, peer.as_ref(), cancellable));
+    };
+    let db = req.database.clone().expect("may block implies a database");
+    let (purpose, identity, interaction) = (req.purpose, req.identity.clone(), req.interaction.clone());
+    let conn = conn.clone();
+    db.verify_chain_async(
+        &peer.clone(),
+        purpose,
+        identity.as_ref(),
+        interaction.as_ref(),
+        gio::TlsDatabaseVerifyFlags::NONE,
+        cancellable,
+        move |answer| {
+            let verdict = req.flags(&conn, &peer, Some(answer)).and_then(|(errors, detail)| decide(&conn, &peer, errors, detail));
+            done(verdict)
+        },
+    );
 }
 
 /// A readable list of certificate flags.

@@ -4,6 +4,8 @@ connection's properties, certificate verification decided by Python
 Python Gio.TlsInteraction, ALPN, and interoperability with the openssl and
 GnuTLS command-line servers."""
 
+import threading
+
 import pytest
 
 from dtls_helpers import (SERVER_NAME, DtlsOpenssl, Gio, GLib, MainLoop, client, echo,
@@ -229,6 +231,7 @@ class PythonDatabase(Gio.TlsDatabase):
 
     def do_verify_chain(self, chain, purpose, identity, interaction, flags, cancellable):
         self.calls.append({
+            "thread": threading.get_ident(),
             "subject": chain.props.subject_name,
             "purpose": purpose,
             "identity": identity.get_hostname() if isinstance(identity, Gio.NetworkAddress) else identity,
@@ -251,6 +254,29 @@ def test_python_database_accepts_self_signed(echo_server):
     assert call["flags"] == Gio.TlsDatabaseVerifyFlags.NONE
     assert conn.props.peer_certificate_errors == 0
     assert echo(conn, b"trusted by Python") == b"trusted by Python"
+
+
+def test_python_database_runs_off_the_main_context_in_handshake_async(echo_server):
+    """In handshake_async a database that is not ours (it may block: here, one
+    written in Python) is asked through verify_chain_async, so the caller's
+    main context is never blocked by it: it runs in another thread, and the
+    callback comes back in the caller's context."""
+    server = echo_server("--cert", "self-signed")
+    db = PythonDatabase(0)
+    conn = client(server.port, database=db)
+    loop = MainLoop()
+    results = []
+
+    def done(source, result):
+        results.append((threading.get_ident(), source.handshake_finish(result)))
+        loop.quit()
+
+    conn.handshake_async(GLib.PRIORITY_DEFAULT, None, done)
+    loop.run()
+    assert results == [(threading.get_ident(), True)]
+    assert len(db.calls) == 1
+    assert db.calls[0]["thread"] != threading.get_ident()
+    assert echo(conn, b"verified off-thread") == b"verified off-thread"
 
 
 def test_python_database_rejects(pki, echo_server):
