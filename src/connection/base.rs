@@ -104,6 +104,29 @@ impl Connection {
             let handled = crate::iface::interaction::request_certificate(&interaction, self.upcast_ref(), cancellable)?;
             glib::g_debug!(crate::LOG_DOMAIN, "{:?}: interaction request_certificate handled={}", self.as_ptr(), handled);
         }
+        self.use_requested_certificate(core)
+    }
+
+    /// [`Self::request_certificate`] for the async handshake: an
+    /// interaction that implements the async request (e.g. one showing a
+    /// dialog) is asked that way, so the caller's context keeps running.
+    pub(crate) fn request_certificate_async<F: FnOnce(Result<(), glib::Error>) + 'static>(
+        &self,
+        cancellable: Option<&gio::Cancellable>,
+        done: F,
+    ) {
+        let interaction = self.settings().interaction.clone();
+        let Some(interaction) = interaction.filter(crate::iface::interaction::has_async_request) else {
+            return done(self.core().and_then(|core| self.request_certificate(core, cancellable)));
+        };
+        let conn = self.clone();
+        crate::iface::interaction::request_certificate_async(&interaction, self.upcast_ref(), cancellable, move |r| {
+            done(r.and_then(|_| conn.core().and_then(|core| conn.use_requested_certificate(core))))
+        });
+    }
+
+    /// Gives the engine the certificate the interaction set, if any.
+    fn use_requested_certificate(&self, core: &Core) -> Result<(), glib::Error> {
         let cert = self.settings().certificate.clone();
         if let Some(cert) = cert {
             set_engine_certificate(&mut core.engine(), &cert)?;

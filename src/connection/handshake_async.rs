@@ -66,9 +66,11 @@ fn step(mut p: Pending) {
                 return conn.complete_handshake_async(cancellable.as_ref(), move |r| finish(p, r));
             }
             Ok(Step::WantCertificate) => {
-                if let Err(e) = p.conn.request_certificate(core, p.cancellable.as_ref()) {
-                    return finish(p, Err(e));
-                }
+                let (conn, cancellable) = (p.conn.clone(), p.cancellable.clone());
+                return conn.request_certificate_async(cancellable.as_ref(), move |r| match r {
+                    Ok(()) => step(p),
+                    Err(e) => finish(p, Err(e)),
+                });
             }
             Ok(Step::Wait(w)) => return wait(p, w),
             Err(e) => return finish(p, Err(e)),

@@ -375,6 +375,121 @@ mod interaction {
     }
 }
 
+/// A GTlsInteraction that only implements the asynchronous request, and
+/// answers from an idle callback (like one showing a dialog would).
+mod async_interaction {
+    use glib::subclass::prelude::*;
+    use glib::translate::*;
+
+    #[derive(Default)]
+    pub struct AsyncSupplier {
+        pub asked: std::cell::Cell<u32>,
+    }
+
+    #[glib::object_subclass]
+    impl ObjectSubclass for AsyncSupplier {
+        const NAME: &'static str = "TestAsyncCertificateSupplier";
+        type Type = AsyncSupplierObj;
+        type ParentType = gio::TlsInteraction;
+    }
+
+    impl ObjectImpl for AsyncSupplier {}
+
+    unsafe extern "C" fn request_async(
+        interaction: *mut gio::ffi::GTlsInteraction,
+        connection: *mut gio::ffi::GTlsConnection,
+        _flags: gio::ffi::GTlsCertificateRequestFlags,
+        cancellable: *mut gio::ffi::GCancellable,
+        callback: gio::ffi::GAsyncReadyCallback,
+        user_data: glib::ffi::gpointer,
+    ) {
+        use glib::prelude::*;
+        // SAFETY: called by the library with our instance and a live connection.
+        unsafe {
+            let imp = (*(interaction as *const <AsyncSupplier as ObjectSubclass>::Instance)).imp();
+            imp.asked.set(imp.asked.get() + 1);
+            let task = gio::ffi::g_task_new(interaction as *mut _, cancellable, callback, user_data);
+            let conn = glib::Object::from_glib_none(connection as *mut glib::gobject_ffi::GObject);
+            let task_ptr = task as usize;
+            // Answer later, from the caller's (thread-default) context.
+            let answer = glib::thread_guard::ThreadGuard::new(move || {
+                let cert = gio::TlsCertificate::from_files(crate::common::pki("client.pem"), crate::common::pki("client.key")).unwrap();
+                conn.set_property("certificate", &cert);
+                let task = task_ptr as *mut gio::ffi::GTask;
+                gio::ffi::g_task_return_int(task, gio::ffi::G_TLS_INTERACTION_HANDLED as isize);
+                glib::gobject_ffi::g_object_unref(task as *mut _);
+            });
+            let idle = glib::idle_source_new(None, glib::Priority::DEFAULT, move || {
+                (answer.get_ref())();
+                glib::ControlFlow::Break
+            });
+            idle.attach(Some(&glib::MainContext::ref_thread_default()));
+        }
+    }
+
+    unsafe extern "C" fn request_finish(
+        _interaction: *mut gio::ffi::GTlsInteraction,
+        result: *mut gio::ffi::GAsyncResult,
+        error: *mut *mut glib::ffi::GError,
+    ) -> gio::ffi::GTlsInteractionResult {
+        // SAFETY: the task made by request_async.
+        unsafe { gio::ffi::g_task_propagate_int(result as *mut gio::ffi::GTask, error) as gio::ffi::GTlsInteractionResult }
+    }
+
+    unsafe extern "C" fn request_sync(
+        _interaction: *mut gio::ffi::GTlsInteraction,
+        _connection: *mut gio::ffi::GTlsConnection,
+        _flags: gio::ffi::GTlsCertificateRequestFlags,
+        _cancellable: *mut gio::ffi::GCancellable,
+        _error: *mut *mut glib::ffi::GError,
+    ) -> gio::ffi::GTlsInteractionResult {
+        eprintln!("the synchronous request must not be used by handshake_async");
+        std::process::abort();
+    }
+
+    // SAFETY: the class struct is a GTlsInteractionClass; parent init first.
+    unsafe impl IsSubclassable<AsyncSupplier> for gio::TlsInteraction {
+        fn class_init(class: &mut glib::Class<Self>) {
+            Self::parent_class_init::<AsyncSupplier>(class);
+            let klass: &mut gio::ffi::GTlsInteractionClass = class.as_mut();
+            klass.request_certificate = Some(request_sync);
+            klass.request_certificate_async = Some(request_async);
+            klass.request_certificate_finish = Some(request_finish);
+        }
+    }
+
+    glib::wrapper! {
+        pub struct AsyncSupplierObj(ObjectSubclass<AsyncSupplier>) @extends gio::TlsInteraction;
+    }
+}
+
+/// handshake_async asks an interaction through its async request, so the
+/// caller's main context keeps running while it decides.
+#[test]
+fn handshake_async_uses_the_async_interaction_request() {
+    let peer = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).request_client_cert(&pki_dir().join("ca.pem"), true));
+    let conn = trusting_client(peer.addr());
+    let ctx = glib::MainContext::new();
+    ctx.with_thread_default(|| {
+        let supplier: async_interaction::AsyncSupplierObj = glib::Object::new();
+        conn.set_interaction(Some(&supplier));
+        let done = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let d = done.clone();
+        conn.handshake_async(glib::Priority::DEFAULT, gio::Cancellable::NONE, move |r| *d.borrow_mut() = Some(r));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while done.borrow().is_none() && Instant::now() < deadline {
+            ctx.iteration(true);
+        }
+        let r = done.borrow_mut().take();
+        r.expect("handshake_async finished").unwrap();
+        assert_eq!(glib::subclass::prelude::ObjectSubclassIsExt::imp(&supplier).asked.get(), 1);
+    })
+    .unwrap();
+    send(&conn, b"async cert", -1).unwrap();
+    assert_eq!(recv(&conn, 64, 5 * SECOND).unwrap(), b"async cert");
+    assert_eq!(peer.log().conns[0].client_cert_cn.as_deref(), Some("client.example.com"));
+}
+
 #[test]
 fn client_certificate_by_interaction() {
     let peer = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).request_client_cert(&pki_dir().join("ca.pem"), true));
