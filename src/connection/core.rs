@@ -61,6 +61,14 @@ impl Deadline {
     }
 }
 
+/// The sooner of two optional instants (`None` is never).
+pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// What the handshake needs next.
 #[derive(Debug)]
 pub enum Step {
@@ -298,16 +306,9 @@ impl Core {
     /// Moves datagrams waiting on the socket into the engine, without
     /// blocking. Returns how many.
     pub fn pull(&self) -> Result<usize, glib::Error> {
-        let mut buf = self.incoming.lock().unwrap();
         let mut n = 0;
-        while n < MAX_PULL {
-            match io::try_receive(&self.base, &mut buf)? {
-                Some(len) => {
-                    self.engine().push_datagram(&buf[..len]);
-                    n += 1;
-                }
-                None => break,
-            }
+        while n < MAX_PULL && self.pull_one()? {
+            n += 1;
         }
         Ok(n)
     }
@@ -374,10 +375,7 @@ impl Core {
         if deadline.passed() {
             return Err(deadline.expired_error());
         }
-        let until = match (w.deadline, deadline.instant()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let until = earliest(w.deadline, deadline.instant());
         let woken = self.wait_base(w.condition, until, cancellable)?;
         if woken == Woken::Deadline && deadline.passed() {
             return Err(deadline.expired_error());

@@ -168,10 +168,7 @@ pub(crate) fn condition_wait(
             Deadline::Never => None,
         };
         let timer = core.engine().timeout().map(|t| std::time::Instant::now() + t);
-        let until = match (until, timer) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let until = super::core::earliest(until, timer);
         super::io::wait(core.base(), glib::IOCondition::IN, until, cancellable)?;
     }
 }

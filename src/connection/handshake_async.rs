@@ -55,26 +55,18 @@ fn step(mut p: Pending) {
         Ok(c) => c,
         Err(e) => return finish(p, Err(e)),
     };
-    loop {
-        if let Some(Err(e)) = p.cancellable.as_ref().map(|c| c.set_error_if_cancelled()) {
-            return finish(p, Err(e));
-        }
-        let outcome = p.conn.prepare(core).and_then(|_| core.handshake_step());
-        match outcome {
-            Ok(Step::Done) => {
-                let (conn, cancellable) = (p.conn.clone(), p.cancellable.clone());
-                return conn.complete_handshake_async(cancellable.as_ref(), move |r| finish(p, r));
-            }
-            Ok(Step::WantCertificate) => {
-                let (conn, cancellable) = (p.conn.clone(), p.cancellable.clone());
-                return conn.request_certificate_async(cancellable.as_ref(), move |r| match r {
-                    Ok(()) => step(p),
-                    Err(e) => finish(p, Err(e)),
-                });
-            }
-            Ok(Step::Wait(w)) => return wait(p, w),
-            Err(e) => return finish(p, Err(e)),
-        }
+    if let Some(Err(e)) = p.cancellable.as_ref().map(|c| c.set_error_if_cancelled()) {
+        return finish(p, Err(e));
+    }
+    let (conn, cancellable) = (p.conn.clone(), p.cancellable.clone());
+    match conn.prepare(core).and_then(|_| core.handshake_step()) {
+        Ok(Step::Done) => conn.complete_handshake_async(cancellable.as_ref(), move |r| finish(p, r)),
+        Ok(Step::WantCertificate) => conn.request_certificate_async(cancellable.as_ref(), move |r| match r {
+            Ok(()) => step(p),
+            Err(e) => finish(p, Err(e)),
+        }),
+        Ok(Step::Wait(w)) => wait(p, w),
+        Err(e) => finish(p, Err(e)),
     }
 }
 

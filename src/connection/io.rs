@@ -114,50 +114,73 @@ pub fn wait(
         c.set_error_if_cancelled()?;
     }
     WAIT_CONTEXT.with(|ctx| {
-        // 0: not yet, 1: ready, 2: deadline.
-        let woken = Arc::new(AtomicU8::new(0));
-        let w = woken.clone();
-        let source = base.create_source(
-            condition | glib::IOCondition::ERR | glib::IOCondition::HUP,
-            cancellable,
-            None,
-            glib::Priority::DEFAULT,
-            move |_, _| {
-                w.store(1, Ordering::Relaxed);
-                glib::ControlFlow::Break
-            },
-        );
+        let woken = Arc::new(AtomicU8::new(NOT_YET));
+        let source = watch(base, condition, cancellable, &woken, glib::ControlFlow::Break);
         source.attach(Some(ctx));
-        let timer = deadline.map(|d| {
-            let w = woken.clone();
-            let source = glib::timeout_source_new(
-                d.saturating_duration_since(Instant::now()),
-                None,
-                glib::Priority::DEFAULT,
-                move || {
-                    w.store(2, Ordering::Relaxed);
-                    glib::ControlFlow::Break
-                },
-            );
-            source.attach(Some(ctx));
-            source
-        });
-        let cancel_source = cancellable.map(|c| cancellable_source(c, ctx));
-        while woken.load(Ordering::Relaxed) == 0 && !cancellable.is_some_and(|c| c.is_cancelled()) {
-            ctx.iteration(true);
-        }
+        let result = run_until_woken(ctx, &woken, deadline, cancellable);
         source.destroy();
-        if let Some(t) = timer {
-            t.destroy();
-        }
-        if let Some(c) = cancel_source {
-            c.destroy();
-        }
-        if let Some(c) = cancellable {
-            c.set_error_if_cancelled()?;
-        }
-        Ok(if woken.load(Ordering::Relaxed) == 2 { Woken::Deadline } else { Woken::Ready })
+        result
     })
+}
+
+/// Values of the flag the wait sources set.
+const NOT_YET: u8 = 0;
+const READY: u8 = 1;
+const DEADLINE: u8 = 2;
+
+/// An unattached source on `base` for `condition` that sets `woken` to READY.
+fn watch(
+    base: &gio::DatagramBased,
+    condition: glib::IOCondition,
+    cancellable: Option<&gio::Cancellable>,
+    woken: &Arc<AtomicU8>,
+    then: glib::ControlFlow,
+) -> glib::Source {
+    let w = woken.clone();
+    base.create_source(
+        condition | glib::IOCondition::ERR | glib::IOCondition::HUP,
+        cancellable,
+        None,
+        glib::Priority::DEFAULT,
+        move |_, _| {
+            w.store(READY, Ordering::Relaxed);
+            then
+        },
+    )
+}
+
+/// Iterates `ctx` (which the caller may use) until `woken` is set, the
+/// deadline passes or `cancellable` is cancelled; the deadline's timer and
+/// the cancellable's source live only for this wait.
+fn run_until_woken(
+    ctx: &glib::MainContext,
+    woken: &Arc<AtomicU8>,
+    deadline: Option<Instant>,
+    cancellable: Option<&gio::Cancellable>,
+) -> Result<Woken, glib::Error> {
+    let timer = deadline.map(|d| {
+        let w = woken.clone();
+        let source = glib::timeout_source_new(d.saturating_duration_since(Instant::now()), None, glib::Priority::DEFAULT, move || {
+            w.store(DEADLINE, Ordering::Relaxed);
+            glib::ControlFlow::Break
+        });
+        source.attach(Some(ctx));
+        source
+    });
+    let cancel_source = cancellable.map(|c| cancellable_source(c, ctx));
+    while woken.load(Ordering::Relaxed) == NOT_YET && !cancellable.is_some_and(|c| c.is_cancelled()) {
+        ctx.iteration(true);
+    }
+    if let Some(t) = timer {
+        t.destroy();
+    }
+    if let Some(c) = cancel_source {
+        c.destroy();
+    }
+    if let Some(c) = cancellable {
+        c.set_error_if_cancelled()?;
+    }
+    Ok(if woken.load(Ordering::Relaxed) == DEADLINE { Woken::Deadline } else { Woken::Ready })
 }
 
 /// A source that wakes `ctx` when `c` is cancelled (a cancellable source
@@ -222,18 +245,8 @@ unsafe impl Send for Waiter {}
 impl Waiter {
     pub fn new(base: &gio::DatagramBased) -> Waiter {
         let ctx = glib::MainContext::new();
-        let fired = Arc::new(AtomicU8::new(0));
-        let f = fired.clone();
-        let source = base.create_source(
-            glib::IOCondition::IN | glib::IOCondition::ERR | glib::IOCondition::HUP,
-            gio::Cancellable::NONE,
-            None,
-            glib::Priority::DEFAULT,
-            move |_, _| {
-                f.store(1, Ordering::Relaxed);
-                glib::ControlFlow::Continue
-            },
-        );
+        let fired = Arc::new(AtomicU8::new(NOT_YET));
+        let source = watch(base, glib::IOCondition::IN, None, &fired, glib::ControlFlow::Continue);
         source.attach(Some(&ctx));
         Waiter { ctx, fired, source }
     }
@@ -246,30 +259,8 @@ impl Waiter {
         let _owner = self.ctx.acquire().map_err(|_| {
             crate::error::io(gio::IOErrorEnum::Busy, "The connection's wait context is in use by another thread")
         })?;
-        self.fired.store(0, Ordering::Relaxed);
-        let timer = deadline.map(|d| {
-            let f = self.fired.clone();
-            let s = glib::timeout_source_new(d.saturating_duration_since(Instant::now()), None, glib::Priority::DEFAULT, move || {
-                f.store(2, Ordering::Relaxed);
-                glib::ControlFlow::Break
-            });
-            s.attach(Some(&self.ctx));
-            s
-        });
-        let cancel = cancellable.map(|c| cancellable_source(c, &self.ctx));
-        while self.fired.load(Ordering::Relaxed) == 0 && !cancellable.is_some_and(|c| c.is_cancelled()) {
-            self.ctx.iteration(true);
-        }
-        if let Some(t) = timer {
-            t.destroy();
-        }
-        if let Some(c) = cancel {
-            c.destroy();
-        }
-        if let Some(c) = cancellable {
-            c.set_error_if_cancelled()?;
-        }
-        Ok(if self.fired.load(Ordering::Relaxed) == 2 { Woken::Deadline } else { Woken::Ready })
+        self.fired.store(NOT_YET, Ordering::Relaxed);
+        run_until_woken(&self.ctx, &self.fired, deadline, cancellable)
     }
 }
 

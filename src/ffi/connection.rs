@@ -8,6 +8,7 @@ use gio::ffi::{GAsyncReadyCallback, GAsyncResult, GCancellable, GDatagramBased, 
 use glib::ffi::{gboolean, gpointer, GBytes, GError};
 use glib::prelude::*;
 use glib::translate::*;
+use crate::iface::cancellable;
 
 use crate::client::ClientConnection;
 use crate::connection::Connection;
@@ -36,13 +37,6 @@ fn error_ok(error: *mut *mut GError) -> bool {
 unsafe fn borrow_conn(conn: *mut CConnection) -> Borrowed<Connection> {
     // SAFETY: per the contract.
     unsafe { from_glib_borrow(conn) }
-}
-
-/// # Safety
-/// `c` is NULL or a GCancellable.
-unsafe fn cancellable(c: *mut GCancellable) -> Option<gio::Cancellable> {
-    // SAFETY: per the contract.
-    unsafe { from_glib_none(c) }
 }
 
 #[unsafe(no_mangle)]

@@ -5,6 +5,7 @@ use gio::ffi::{GCancellable, GDatagramBased, GDatagramBasedInterface, GInputMess
 use glib::ffi::{gboolean, GError, GIOCondition, GSource};
 use glib::subclass::prelude::*;
 use glib::translate::*;
+use super::cancellable;
 
 /// One received datagram's destination, as GIO describes it.
 pub(crate) struct InputMessage<'a>(&'a mut GInputMessage);
@@ -113,13 +114,6 @@ pub(crate) trait DatagramBasedImpl: ObjectSubclass {
 fn imp<'a, T: DatagramBasedImpl>(d: *mut GDatagramBased) -> &'a T {
     // SAFETY: GIO calls these vfuncs only on instances of `T::Type`.
     unsafe { (*(d as *const T::Instance)).imp() }
-}
-
-/// # Safety
-/// `c` is NULL or a valid cancellable for the call.
-unsafe fn cancellable(c: *mut GCancellable) -> Option<gio::Cancellable> {
-    // SAFETY: per the contract.
-    unsafe { from_glib_none(c) }
 }
 
 unsafe extern "C" fn receive_messages<T: DatagramBasedImpl>(

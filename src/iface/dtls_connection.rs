@@ -9,6 +9,7 @@ use gio::ffi::{
 use glib::ffi::{gboolean, gpointer, GByteArray, GError};
 use glib::subclass::prelude::*;
 use glib::translate::*;
+use super::cancellable;
 
 use super::task::{finish_boolean, Completion};
 
@@ -33,13 +34,6 @@ pub(crate) trait DtlsConnectionImpl: ObjectSubclass {
 fn imp<'a, T: DtlsConnectionImpl>(c: *mut GDtlsConnection) -> &'a T {
     // SAFETY: GIO calls these vfuncs only on instances of `T::Type`.
     unsafe { (*(c as *const T::Instance)).imp() }
-}
-
-/// # Safety
-/// `c` is NULL or a valid cancellable for the call.
-unsafe fn cancellable(c: *mut GCancellable) -> Option<gio::Cancellable> {
-    // SAFETY: per the contract.
-    unsafe { from_glib_none(c) }
 }
 
 unsafe extern "C" fn handshake<T: DtlsConnectionImpl>(

@@ -58,6 +58,15 @@ pub(crate) unsafe fn set_error<T>(
     }
 }
 
+/// Borrows the cancellable argument GIO or a C caller passed.
+///
+/// # Safety
+/// `c` is NULL or a valid GCancellable for the duration of the call.
+pub(crate) unsafe fn cancellable(c: *mut gio::ffi::GCancellable) -> Option<gio::Cancellable> {
+    // SAFETY: per the contract.
+    unsafe { glib::translate::from_glib_none(c) }
+}
+
 /// The error a vfunc reports when its implementation panicked.
 pub(crate) fn internal_error() -> glib::Error {
     glib::Error::new(gio::IOErrorEnum::Failed, "internal error in the dtls-openssl backend")
