@@ -17,11 +17,18 @@ use common::echo_peer::{median, EchoPeer, EchoPeerOpts, RawClient, RawClientOpts
 use common::peers::{GnutlsServer, GnutlsServerOpts, OpensslServer, OpensslServerOpts};
 
 fn rounds() -> usize {
-    std::env::var("BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(60)
+    std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60)
 }
 
 /// A DTLS client of the backend whose client type is `ty`.
-fn gio_client(ty: glib::Type, addr: std::net::SocketAddr, db: &gio::TlsDatabase) -> gio::DtlsClientConnection {
+fn gio_client(
+    ty: glib::Type,
+    addr: std::net::SocketAddr,
+    db: &gio::TlsDatabase,
+) -> gio::DtlsClientConnection {
     let socket = connected_socket(addr);
     let id = gio::NetworkAddress::new("server.example.com", addr.port());
     let conn: gio::DtlsClientConnection = gio::Initable::builder_with_type(ty)
@@ -35,7 +42,12 @@ fn gio_client(ty: glib::Type, addr: std::net::SocketAddr, db: &gio::TlsDatabase)
     conn
 }
 
-fn gio_handshakes(ty: glib::Type, db: &gio::TlsDatabase, n: usize, limit: Duration) -> Option<Vec<Duration>> {
+fn gio_handshakes(
+    ty: glib::Type,
+    db: &gio::TlsDatabase,
+    n: usize,
+    limit: Duration,
+) -> Option<Vec<Duration>> {
     let pki = &common::init().pki;
     let peer = EchoPeer::start(EchoPeerOpts::new(pki).max_connections(n));
     let mut times = Vec::new();
@@ -113,7 +125,9 @@ fn main() {
     let backend = gio::TlsBackend::default();
     assert_eq!(backend.type_().name(), "DtlsOpensslBackend");
     let ours = backend.dtls_client_connection_type();
-    let db: gio::TlsDatabase = gio::TlsFileDatabase::new(env.pki.join("ca.pem")).unwrap().upcast();
+    let db: gio::TlsDatabase = gio::TlsFileDatabase::new(env.pki.join("ca.pem"))
+        .unwrap()
+        .upcast();
 
     // Warm up both paths (lazy initialisation, page faults).
     let _ = raw_handshakes(3);
@@ -125,12 +139,20 @@ fn main() {
     let mine_m = median(&mut mine);
     println!("handshake (loopback, ECDSA P-256, verified), median of {n}:");
     println!("  raw OpenSSL client      {:8.3} ms", ms(raw_m));
-    println!("  dtls-openssl via GIO    {:8.3} ms   ratio {:.2}x raw", ms(mine_m), ms(mine_m) / ms(raw_m));
+    println!(
+        "  dtls-openssl via GIO    {:8.3} ms   ratio {:.2}x raw",
+        ms(mine_m),
+        ms(mine_m) / ms(raw_m)
+    );
 
     // glib-networking's GnuTLS backend, loaded next to ours.
     let gnutls = gio::IOExtensionPoint::lookup("gio-tls-backend")
         .and_then(|ep| ep.extension_by_name("gnutls"))
-        .map(|ext| glib::Object::with_type(ext.type_()).downcast::<gio::TlsBackend>().unwrap());
+        .map(|ext| {
+            glib::Object::with_type(ext.type_())
+                .downcast::<gio::TlsBackend>()
+                .unwrap()
+        });
     match gnutls {
         Some(g) => {
             let ty = g.dtls_client_connection_type();
@@ -144,7 +166,12 @@ fn main() {
             match gio_handshakes(ty, &gdb, rounds, Duration::from_secs(20)) {
                 Some(mut t) if !t.is_empty() => {
                     let m = median(&mut t);
-                    println!("  glib-networking GnuTLS  {:8.3} ms   ratio {:.2}x raw ({} rounds)", ms(m), ms(m) / ms(raw_m), t.len());
+                    println!(
+                        "  glib-networking GnuTLS  {:8.3} ms   ratio {:.2}x raw ({} rounds)",
+                        ms(m),
+                        ms(m) / ms(raw_m),
+                        t.len()
+                    );
                 }
                 _ => println!("  glib-networking GnuTLS  failed"),
             }
@@ -154,12 +181,20 @@ fn main() {
 
     // The same against real server programs (one process each, serving
     // connections one after another).
-    println!("handshake against server programs, median of {}:", n.min(20));
+    println!(
+        "handshake against server programs, median of {}:",
+        n.min(20)
+    );
     let k = n.min(20);
     {
         let server = OpensslServer::start(OpensslServerOpts::new(&env.pki));
         let (r, o) = raw_vs_ours(server.addr(), k, ours, &db, |_| {});
-        println!("  openssl s_server:  raw OpenSSL {:8.3} ms   dtls-openssl {:8.3} ms   ratio {:.2}x", ms(r), ms(o), ms(o) / ms(r));
+        println!(
+            "  openssl s_server:  raw OpenSSL {:8.3} ms   dtls-openssl {:8.3} ms   ratio {:.2}x",
+            ms(r),
+            ms(o),
+            ms(o) / ms(r)
+        );
     }
     {
         let server = GnutlsServer::start(GnutlsServerOpts::new(&env.pki));
@@ -173,8 +208,16 @@ fn main() {
                 rtt.push(t.elapsed());
             }
         });
-        println!("  gnutls-serv:       raw OpenSSL {:8.3} ms   dtls-openssl {:8.3} ms   ratio {:.2}x", ms(r), ms(o), ms(o) / ms(r));
-        println!("  gnutls-serv 200-byte echo round trip (dtls-openssl): {:.1} µs", median(&mut rtt).as_secs_f64() * 1e6);
+        println!(
+            "  gnutls-serv:       raw OpenSSL {:8.3} ms   dtls-openssl {:8.3} ms   ratio {:.2}x",
+            ms(r),
+            ms(o),
+            ms(o) / ms(r)
+        );
+        println!(
+            "  gnutls-serv 200-byte echo round trip (dtls-openssl): {:.1} µs",
+            median(&mut rtt).as_secs_f64() * 1e6
+        );
     }
 
     // 1000-byte echo round trip on an established connection.
@@ -206,5 +249,9 @@ fn main() {
     let (r, o) = (median(&mut raw_rtt), median(&mut our_rtt));
     println!("1000-byte echo round trip, median of {echoes}:");
     println!("  raw OpenSSL client      {:8.1} µs", r.as_secs_f64() * 1e6);
-    println!("  dtls-openssl via GIO    {:8.1} µs   ratio {:.2}x raw", o.as_secs_f64() * 1e6, o.as_secs_f64() / r.as_secs_f64());
+    println!(
+        "  dtls-openssl via GIO    {:8.1} µs   ratio {:.2}x raw",
+        o.as_secs_f64() * 1e6,
+        o.as_secs_f64() / r.as_secs_f64()
+    );
 }

@@ -67,7 +67,11 @@ fn parse_args() -> Result<Args, String> {
             "--request-client-cert" => args.client_cert = Some(false),
             "--require-client-cert" => args.client_cert = Some(true),
             "--alpn" => {
-                args.alpn = value("--alpn")?.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+                args.alpn = value("--alpn")?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
             }
             "--close-after" => {
                 let v = value("--close-after")?;
@@ -75,7 +79,9 @@ fn parse_args() -> Result<Args, String> {
             }
             "--max-connections" => {
                 let v = value("--max-connections")?;
-                args.max_connections = v.parse().map_err(|_| format!("bad --max-connections {v:?}"))?;
+                args.max_connections = v
+                    .parse()
+                    .map_err(|_| format!("bad --max-connections {v:?}"))?;
             }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -98,14 +104,18 @@ fn main() -> ExitCode {
         }
     };
     let cert = args.pki.join(format!("{}.pem", args.cert));
-    let key = args.pki.join(format!("{}.key", args.key.as_deref().unwrap_or(&args.cert)));
+    let key = args
+        .pki
+        .join(format!("{}.key", args.key.as_deref().unwrap_or(&args.cert)));
     for f in [&cert, &key] {
         if !f.is_file() {
             eprintln!("dtls-echo-server: {} not found", f.display());
             return ExitCode::from(2);
         }
     }
-    let mut opts = EchoPeerOpts::new(&args.pki).cert(&cert, &key).max_connections(args.max_connections);
+    let mut opts = EchoPeerOpts::new(&args.pki)
+        .cert(&cert, &key)
+        .max_connections(args.max_connections);
     opts.alpn = args.alpn;
     if let Some(n) = args.close_after {
         opts = opts.close_after(n);
@@ -123,7 +133,9 @@ fn main() -> ExitCode {
 
     let mut reported = 0;
     loop {
-        let log = match peer.wait(Duration::from_secs(1), |l| l.conns.len() > reported || l.finished) {
+        let log = match peer.wait(Duration::from_secs(1), |l| {
+            l.conns.len() > reported || l.finished
+        }) {
             Ok(log) => log,
             Err(_) => peer.log(),
         };

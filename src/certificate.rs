@@ -35,7 +35,13 @@ impl Certificate {
     pub fn from_x509(x509: X509, issuer: Option<&gio::TlsCertificate>) -> Certificate {
         // Already parsed: hand it to init directly instead of a DER round
         // trip through the construct properties.
-        PREPARSED.with(|p| *p.borrow_mut() = Some(Parsed { x509, key: None, issuer: issuer.cloned() }));
+        PREPARSED.with(|p| {
+            *p.borrow_mut() = Some(Parsed {
+                x509,
+                key: None,
+                issuer: issuer.cloned(),
+            })
+        });
         gio::Initable::builder::<Certificate>()
             .build(gio::Cancellable::NONE)
             .expect("a pre-parsed certificate initialises")
@@ -60,7 +66,8 @@ pub(crate) fn x509_of(cert: &gio::TlsCertificate) -> Result<X509, glib::Error> {
         }
     }
     let der: Option<glib::ByteArray> = cert.property("certificate");
-    let der = der.ok_or_else(|| error::tls(gio::TlsError::BadCertificate, "Certificate has no data"))?;
+    let der =
+        der.ok_or_else(|| error::tls(gio::TlsError::BadCertificate, "Certificate has no data"))?;
     X509::from_der(&der).map_err(|e| error::bad_certificate("Could not parse certificate", &e))
 }
 
@@ -83,8 +90,15 @@ pub(crate) fn chain_of(cert: &gio::TlsCertificate) -> Result<Vec<X509>, glib::Er
 fn links_are_sound(chain: &[X509]) -> bool {
     chain.windows(2).all(|pair| {
         let (subject, issuer) = (&pair[0], &pair[1]);
-        issuer.subject_name().try_cmp(subject.issuer_name()).map(|o| o.is_eq()).unwrap_or(false)
-            && issuer.public_key().and_then(|k| subject.verify(&k)).unwrap_or(false)
+        issuer
+            .subject_name()
+            .try_cmp(subject.issuer_name())
+            .map(|o| o.is_eq())
+            .unwrap_or(false)
+            && issuer
+                .public_key()
+                .and_then(|k| subject.verify(&k))
+                .unwrap_or(false)
     })
 }
 
@@ -159,13 +173,20 @@ struct Construct {
 }
 
 fn parse_key(c: &Construct) -> Result<Option<PKey<Private>>, glib::Error> {
-    let bad_key = |e| error::tls(gio::TlsError::BadCertificate, format!("Could not parse private key: {}", error::reason(&e)));
+    let bad_key = |e| {
+        error::tls(
+            gio::TlsError::BadCertificate,
+            format!("Could not parse private key: {}", error::reason(&e)),
+        )
+    };
     if let Some(der) = &c.key_der {
         // PKCS #8 or PKCS #1/SEC1, as GIO documents.
         return PKey::private_key_from_der(der).map(Some).map_err(bad_key);
     }
     if let Some(pem) = &c.key_pem {
-        return PKey::private_key_from_pem(pem.as_bytes()).map(Some).map_err(bad_key);
+        return PKey::private_key_from_pem(pem.as_bytes())
+            .map(Some)
+            .map_err(bad_key);
     }
     Ok(None)
 }
@@ -178,34 +199,53 @@ fn parse_certificate(c: &Construct) -> Result<X509, glib::Error> {
     if let Some(pem) = &c.pem {
         return X509::from_pem(pem.as_bytes()).map_err(fail);
     }
-    Err(error::tls(gio::TlsError::BadCertificate, "No certificate data provided"))
+    Err(error::tls(
+        gio::TlsError::BadCertificate,
+        "No certificate data provided",
+    ))
 }
 
 /// Password errors get their own code so applications can ask again.
 fn parse_pkcs12(data: &[u8], password: Option<&str>) -> Result<Parsed, glib::Error> {
-    let p12 = Pkcs12::from_der(data).map_err(|e| error::bad_certificate("Could not parse PKCS #12 data", &e))?;
+    let p12 = Pkcs12::from_der(data)
+        .map_err(|e| error::bad_certificate("Could not parse PKCS #12 data", &e))?;
     let parsed = p12.parse2(password.unwrap_or("")).map_err(|e| {
         const ERR_LIB_PKCS12: i32 = 35;
         const PKCS12_R_MAC_VERIFY_FAILURE: i32 = 113;
-        let wrong_password = e
-            .errors()
-            .iter()
-            .any(|err| err.library_code() == ERR_LIB_PKCS12 && err.reason_code() == PKCS12_R_MAC_VERIFY_FAILURE);
+        let wrong_password = e.errors().iter().any(|err| {
+            err.library_code() == ERR_LIB_PKCS12 && err.reason_code() == PKCS12_R_MAC_VERIFY_FAILURE
+        });
         if wrong_password {
-            error::tls(gio::TlsError::BadCertificatePassword, "Wrong password for the PKCS #12 data")
+            error::tls(
+                gio::TlsError::BadCertificatePassword,
+                "Wrong password for the PKCS #12 data",
+            )
         } else {
             error::bad_certificate("Could not parse PKCS #12 data", &e)
         }
     })?;
-    let x509 = parsed
-        .cert
-        .ok_or_else(|| error::tls(gio::TlsError::BadCertificate, "PKCS #12 data holds no certificate"))?;
-    let key = parsed
-        .pkey
-        .ok_or_else(|| error::tls(gio::TlsError::BadCertificate, "PKCS #12 data holds no private key"))?;
-    let extra: Vec<X509> = parsed.ca.map(|s| s.into_iter().collect()).unwrap_or_default();
+    let x509 = parsed.cert.ok_or_else(|| {
+        error::tls(
+            gio::TlsError::BadCertificate,
+            "PKCS #12 data holds no certificate",
+        )
+    })?;
+    let key = parsed.pkey.ok_or_else(|| {
+        error::tls(
+            gio::TlsError::BadCertificate,
+            "PKCS #12 data holds no private key",
+        )
+    })?;
+    let extra: Vec<X509> = parsed
+        .ca
+        .map(|s| s.into_iter().collect())
+        .unwrap_or_default();
     let issuer = issuer_chain(&x509, &extra);
-    Ok(Parsed { x509, key: Some(key), issuer })
+    Ok(Parsed {
+        x509,
+        key: Some(key),
+        issuer,
+    })
 }
 
 /// Links the certificates of `pool` that issued `leaf`, transitively.
@@ -217,7 +257,10 @@ fn issuer_chain(leaf: &X509, pool: &[X509]) -> Option<gio::TlsCertificate> {
         if self_signed {
             break;
         }
-        let Some(issuer) = pool.iter().find(|c| c.issued(&current) == openssl::x509::X509VerifyResult::OK) else {
+        let Some(issuer) = pool
+            .iter()
+            .find(|c| c.issued(&current) == openssl::x509::X509VerifyResult::OK)
+        else {
             break;
         };
         if path.iter().any(|p| p == issuer) {
@@ -228,7 +271,9 @@ fn issuer_chain(leaf: &X509, pool: &[X509]) -> Option<gio::TlsCertificate> {
     }
     path.into_iter()
         .rev()
-        .fold(None, |above: Option<gio::TlsCertificate>, x| Some(Certificate::from_x509(x, above.as_ref()).upcast()))
+        .fold(None, |above: Option<gio::TlsCertificate>, x| {
+            Some(Certificate::from_x509(x, above.as_ref()).upcast())
+        })
 }
 
 pub(crate) mod imp {
@@ -250,33 +295,40 @@ pub(crate) mod imp {
 
     impl ObjectImpl for Certificate {
         fn properties() -> &'static [glib::ParamSpec] {
-            static PROPS: std::sync::LazyLock<Vec<glib::ParamSpec>> = std::sync::LazyLock::new(|| {
-                [
-                    "certificate",
-                    "certificate-pem",
-                    "private-key",
-                    "private-key-pem",
-                    "issuer",
-                    "pkcs11-uri",
-                    "private-key-pkcs11-uri",
-                    "not-valid-before",
-                    "not-valid-after",
-                    "subject-name",
-                    "issuer-name",
-                    "dns-names",
-                    "ip-addresses",
-                    "pkcs12-data",
-                    "password",
-                ]
-                .into_iter()
-                .map(glib::ParamSpecOverride::for_class::<gio::TlsCertificate>)
-                .collect()
-            });
+            static PROPS: std::sync::LazyLock<Vec<glib::ParamSpec>> =
+                std::sync::LazyLock::new(|| {
+                    [
+                        "certificate",
+                        "certificate-pem",
+                        "private-key",
+                        "private-key-pem",
+                        "issuer",
+                        "pkcs11-uri",
+                        "private-key-pkcs11-uri",
+                        "not-valid-before",
+                        "not-valid-after",
+                        "subject-name",
+                        "issuer-name",
+                        "dns-names",
+                        "ip-addresses",
+                        "pkcs12-data",
+                        "password",
+                    ]
+                    .into_iter()
+                    .map(glib::ParamSpecOverride::for_class::<gio::TlsCertificate>)
+                    .collect()
+                });
             PROPS.as_ref()
         }
 
         fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-            let bytes = || value.get::<Option<glib::ByteArray>>().ok().flatten().map(|b| b.to_vec());
+            let bytes = || {
+                value
+                    .get::<Option<glib::ByteArray>>()
+                    .ok()
+                    .flatten()
+                    .map(|b| b.to_vec())
+            };
             let string = || value.get::<Option<String>>().ok().flatten();
             let mut c = self.construct.lock().unwrap();
             match pspec.name() {
@@ -300,8 +352,16 @@ pub(crate) mod imp {
             };
             let x = &p.x509;
             match pspec.name() {
-                "certificate" => x.to_der().ok().map(|d| glib::ByteArray::from(d.as_slice())).to_value(),
-                "certificate-pem" => x.to_pem().ok().and_then(|p| String::from_utf8(p).ok()).to_value(),
+                "certificate" => x
+                    .to_der()
+                    .ok()
+                    .map(|d| glib::ByteArray::from(d.as_slice()))
+                    .to_value(),
+                "certificate-pem" => x
+                    .to_pem()
+                    .ok()
+                    .and_then(|p| String::from_utf8(p).ok())
+                    .to_value(),
                 "private-key" => p
                     .key
                     .as_ref()
@@ -323,14 +383,24 @@ pub(crate) mod imp {
                 "dns-names" => {
                     let names = x
                         .subject_alt_names()
-                        .map(|s| s.iter().filter_map(|n| n.dnsname()).map(|d| glib::Bytes::from(d.as_bytes())).collect())
+                        .map(|s| {
+                            s.iter()
+                                .filter_map(|n| n.dnsname())
+                                .map(|d| glib::Bytes::from(d.as_bytes()))
+                                .collect()
+                        })
                         .unwrap_or_default();
                     values::bytes_array(names)
                 }
                 "ip-addresses" => {
                     let addrs = x
                         .subject_alt_names()
-                        .map(|s| s.iter().filter_map(|n| n.ipaddress()).filter_map(inet_address).collect())
+                        .map(|s| {
+                            s.iter()
+                                .filter_map(|n| n.ipaddress())
+                                .filter_map(inet_address)
+                                .collect()
+                        })
                         .unwrap_or_default();
                     values::object_array::<gio::InetAddress>(addrs)
                 }
@@ -374,7 +444,9 @@ pub(crate) mod imp {
                 let x509 = parse_certificate(&c)?;
                 let key = parse_key(&c)?;
                 if let Some(k) = &key {
-                    let public = x509.public_key().map_err(|e| error::bad_certificate("Could not read public key", &e))?;
+                    let public = x509
+                        .public_key()
+                        .map_err(|e| error::bad_certificate("Could not read public key", &e))?;
                     if !public.public_eq(k) {
                         return Err(error::tls(
                             gio::TlsError::BadCertificate,
@@ -382,7 +454,11 @@ pub(crate) mod imp {
                         ));
                     }
                 }
-                Parsed { x509, key, issuer: c.issuer }
+                Parsed {
+                    x509,
+                    key,
+                    issuer: c.issuer,
+                }
             };
             let _ = self.parsed.set(parsed);
             Ok(())

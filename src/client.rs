@@ -23,7 +23,10 @@ impl ClientConnection {
     ) -> Result<ClientConnection, glib::Error> {
         gio::Initable::builder::<ClientConnection>()
             .property("base-socket", base_socket.as_ref())
-            .property("server-identity", server_identity.map(|s| s.as_ref().clone()))
+            .property(
+                "server-identity",
+                server_identity.map(|s| s.as_ref().clone()),
+            )
             .build(gio::Cancellable::NONE)
     }
 }
@@ -61,8 +64,9 @@ pub(crate) mod imp {
             match pspec.name() {
                 "server-identity" => conn.settings().server_identity = value.get().ok().flatten(),
                 "validation-flags" => {
-                    conn.settings().validation_flags =
-                        value.get().unwrap_or(gio::TlsCertificateFlags::VALIDATE_ALL)
+                    conn.settings().validation_flags = value
+                        .get()
+                        .unwrap_or(gio::TlsCertificateFlags::VALIDATE_ALL)
                 }
                 other => glib::g_warning!(crate::LOG_DOMAIN, "property {} is read-only", other),
             }

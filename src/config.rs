@@ -19,11 +19,18 @@ use crate::connection::engine::{self, ContextConfig, Role};
 use crate::error;
 
 fn var(names: &[&str]) -> Option<String> {
-    names.iter().find_map(|n| std::env::var(n).ok()).filter(|v| !v.is_empty())
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok())
+        .filter(|v| !v.is_empty())
 }
 
 fn version(name: &str) -> Result<Option<SslVersion>, String> {
-    match var(&[name]).as_deref().map(str::to_ascii_lowercase).as_deref() {
+    match var(&[name])
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None => Ok(None),
         Some("dtls1.0" | "dtls1" | "dtlsv1" | "dtlsv1.0") => Ok(Some(SslVersion::DTLS1)),
         Some("dtls1.2" | "dtlsv1.2") => Ok(Some(SslVersion::DTLS1_2)),
@@ -38,7 +45,10 @@ pub fn from_env() -> Result<ContextConfig, String> {
         max_version: version("DTLS_OPENSSL_MAX_PROTOCOL")?,
         cipher_list: var(&["DTLS_OPENSSL_CIPHER_LIST", "G_TLS_OPENSSL_CIPHER_LIST"]),
         groups: var(&["DTLS_OPENSSL_GROUPS", "G_TLS_OPENSSL_CURVES_LIST"]),
-        sigalgs: var(&["DTLS_OPENSSL_SIGALGS", "G_TLS_OPENSSL_SIGNATURE_ALGORITHM_LIST"]),
+        sigalgs: var(&[
+            "DTLS_OPENSSL_SIGALGS",
+            "G_TLS_OPENSSL_SIGNATURE_ALGORITHM_LIST",
+        ]),
         keylog_file: var(&["SSLKEYLOGFILE"]).map(Into::into),
         ..ContextConfig::default()
     })
@@ -55,7 +65,15 @@ pub fn context(role: Role) -> Result<SslContext, glib::Error> {
                 engine::client_context(&config).map_err(|e| e.to_string())
             })
             .clone()
-            .map_err(|e| error::io(gio::IOErrorEnum::InvalidArgument, format!("Invalid DTLS configuration: {e}"))),
-        Role::Server => Err(error::io(gio::IOErrorEnum::NotSupported, "DTLS server connections are not implemented yet")),
+            .map_err(|e| {
+                error::io(
+                    gio::IOErrorEnum::InvalidArgument,
+                    format!("Invalid DTLS configuration: {e}"),
+                )
+            }),
+        Role::Server => Err(error::io(
+            gio::IOErrorEnum::NotSupported,
+            "DTLS server connections are not implemented yet",
+        )),
     }
 }

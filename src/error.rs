@@ -14,7 +14,10 @@ pub(crate) fn io(code: gio::IOErrorEnum, msg: impl AsRef<str>) -> glib::Error {
 
 /// `G_TLS_ERROR_BAD_CERTIFICATE`, with OpenSSL's reason appended.
 pub(crate) fn bad_certificate(what: &str, e: &ErrorStack) -> glib::Error {
-    tls(gio::TlsError::BadCertificate, format!("{what}: {}", reason(e)))
+    tls(
+        gio::TlsError::BadCertificate,
+        format!("{what}: {}", reason(e)),
+    )
 }
 
 /// A short, readable form of an OpenSSL error stack.

@@ -31,10 +31,17 @@ pub fn register() {
         // program linking us directly may not have, so make sure.
         let _ = gio::TlsBackend::static_type();
         if gio::IOExtensionPoint::lookup(EXTENSION_POINT).is_none() {
-            let _ = gio::IOExtensionPoint::builder(EXTENSION_POINT).required_type(gio::TlsBackend::static_type()).build();
+            let _ = gio::IOExtensionPoint::builder(EXTENSION_POINT)
+                .required_type(gio::TlsBackend::static_type())
+                .build();
         }
         gio::IOExtensionPoint::implement(EXTENSION_POINT, ty, EXTENSION_NAME, PRIORITY);
-        glib::g_debug!(crate::LOG_DOMAIN, "registered {} as {}", ty.name(), EXTENSION_NAME);
+        glib::g_debug!(
+            crate::LOG_DOMAIN,
+            "registered {} as {}",
+            ty.name(),
+            EXTENSION_NAME
+        );
     });
 }
 

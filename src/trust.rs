@@ -52,7 +52,10 @@ impl Identity {
 
     /// A host name, or an IP address when `s` is an address literal.
     pub fn parse(s: &str) -> Identity {
-        let bare = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(s);
+        let bare = s
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .unwrap_or(s);
         match bare.parse::<IpAddr>() {
             Ok(ip) => Identity::Ip(ip),
             Err(_) => Identity::Host(s.trim_end_matches('.').to_string()),
@@ -68,7 +71,9 @@ pub struct TrustStore {
 
 impl std::fmt::Debug for TrustStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrustStore").field("anchors", &self.anchors.len()).finish()
+        f.debug_struct("TrustStore")
+            .field("anchors", &self.anchors.len())
+            .finish()
     }
 }
 
@@ -80,7 +85,10 @@ impl TrustStore {
             // Duplicates in a bundle are harmless; OpenSSL 3 ignores them.
             builder.add_cert(cert.clone())?;
         }
-        Ok(TrustStore { store: builder.build(), anchors })
+        Ok(TrustStore {
+            store: builder.build(),
+            anchors,
+        })
     }
 
     /// OpenSSL's default trust store: its CA file and hashed directory
@@ -109,7 +117,12 @@ impl TrustStore {
         identity: Option<&gio::SocketConnectable>,
     ) -> Result<Flags, ErrorStack> {
         let parsed = identity.map(Identity::from_connectable);
-        let mut flags = self.verify(leaf, untrusted, purpose, parsed.as_ref().and_then(|i| i.as_ref()))?;
+        let mut flags = self.verify(
+            leaf,
+            untrusted,
+            purpose,
+            parsed.as_ref().and_then(|i| i.as_ref()),
+        )?;
         if matches!(parsed, Some(None)) {
             flags |= Flags::BAD_IDENTITY;
         }
@@ -150,7 +163,9 @@ impl TrustStore {
             }
             Ok(ossl::verify_collecting_errors(ctx))
         })?;
-        Ok(errors.into_iter().fold(Flags::empty(), |acc, e| acc | flag_for(e)))
+        Ok(errors
+            .into_iter()
+            .fold(Flags::empty(), |acc, e| acc | flag_for(e)))
     }
 }
 
@@ -186,16 +201,31 @@ mod tests {
 
     #[test]
     fn identity_parsing() {
-        assert_eq!(Identity::parse("example.com."), Identity::Host("example.com".into()));
-        assert_eq!(Identity::parse("127.0.0.1"), Identity::Ip("127.0.0.1".parse().unwrap()));
-        assert_eq!(Identity::parse("[::1]"), Identity::Ip("::1".parse().unwrap()));
+        assert_eq!(
+            Identity::parse("example.com."),
+            Identity::Host("example.com".into())
+        );
+        assert_eq!(
+            Identity::parse("127.0.0.1"),
+            Identity::Ip("127.0.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            Identity::parse("[::1]"),
+            Identity::Ip("::1".parse().unwrap())
+        );
     }
 
     #[test]
     fn error_codes_map_to_flags() {
         assert_eq!(flag_for(ffi::X509_V_ERR_CERT_HAS_EXPIRED), Flags::EXPIRED);
         assert_eq!(flag_for(ffi::X509_V_ERR_CA_MD_TOO_WEAK), Flags::INSECURE);
-        assert_eq!(flag_for(ffi::X509_V_ERR_INVALID_PURPOSE), Flags::GENERIC_ERROR);
-        assert_eq!(flag_for(ffi::X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT), Flags::UNKNOWN_CA);
+        assert_eq!(
+            flag_for(ffi::X509_V_ERR_INVALID_PURPOSE),
+            Flags::GENERIC_ERROR
+        );
+        assert_eq!(
+            flag_for(ffi::X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT),
+            Flags::UNKNOWN_CA
+        );
     }
 }

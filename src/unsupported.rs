@@ -35,23 +35,30 @@ pub(crate) mod imp {
 
     impl ObjectImpl for UnsupportedConnection {
         fn properties() -> &'static [glib::ParamSpec] {
-            static PROPS: std::sync::LazyLock<Vec<glib::ParamSpec>> = std::sync::LazyLock::new(|| {
-                fn prop<T: StaticType + IsA<glib::Object>>(name: &str) -> glib::ParamSpec {
-                    glib::ParamSpecObject::builder::<T>(name).write_only().construct_only().build()
-                }
-                vec![
-                    prop::<gio::IOStream>("base-io-stream"),
-                    prop::<gio::DatagramBased>("base-socket"),
-                    prop::<gio::SocketConnectable>("server-identity"),
-                    prop::<gio::TlsCertificate>("certificate"),
-                ]
-            });
+            static PROPS: std::sync::LazyLock<Vec<glib::ParamSpec>> =
+                std::sync::LazyLock::new(|| {
+                    fn prop<T: StaticType + IsA<glib::Object>>(name: &str) -> glib::ParamSpec {
+                        glib::ParamSpecObject::builder::<T>(name)
+                            .write_only()
+                            .construct_only()
+                            .build()
+                    }
+                    vec![
+                        prop::<gio::IOStream>("base-io-stream"),
+                        prop::<gio::DatagramBased>("base-socket"),
+                        prop::<gio::SocketConnectable>("server-identity"),
+                        prop::<gio::TlsCertificate>("certificate"),
+                    ]
+                });
             PROPS.as_ref()
         }
 
         fn set_property(&self, _id: usize, _value: &glib::Value, pspec: &glib::ParamSpec) {
             // Construct-only, non-CONSTRUCT properties: called only when given.
-            let name = Self::properties().iter().find(|p| p.name() == pspec.name()).map(|p| p.name());
+            let name = Self::properties()
+                .iter()
+                .find(|p| p.name() == pspec.name())
+                .map(|p| p.name());
             self.given.lock().unwrap().extend(name);
         }
     }

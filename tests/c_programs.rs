@@ -23,10 +23,18 @@ fn build(name: &str) -> PathBuf {
 
 fn compile(name: &str) -> PathBuf {
     let env = common::init();
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c").join(format!("{name}.c"));
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/c")
+        .join(format!("{name}.c"));
     let exe = env.modules.parent().unwrap().join(name);
-    let flags = Command::new("pkg-config").args(["--cflags", "--libs", "gio-2.0"]).output().unwrap();
-    assert!(flags.status.success(), "pkg-config gio-2.0 failed: is libglib2.0-dev installed?");
+    let flags = Command::new("pkg-config")
+        .args(["--cflags", "--libs", "gio-2.0"])
+        .output()
+        .unwrap();
+    assert!(
+        flags.status.success(),
+        "pkg-config gio-2.0 failed: is libglib2.0-dev installed?"
+    );
     let flags = String::from_utf8(flags.stdout).unwrap();
     let out = Command::new("cc")
         .args(["-Wall", "-Werror", "-g", "-o"])
@@ -35,7 +43,11 @@ fn compile(name: &str) -> PathBuf {
         .args(flags.split_whitespace())
         .output()
         .unwrap();
-    assert!(out.status.success(), "cc {name}.c failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cc {name}.c failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     exe
 }
 
@@ -54,7 +66,11 @@ fn run_with(exe: &Path, extra: &[(&str, String)]) {
         .env("G_DEBUG", "fatal-criticals")
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "{} failed:\n{text}", exe.display());
     assert!(text.contains("ok "), "no test ran:\n{text}");
 }
@@ -86,11 +102,20 @@ fn c_dtls_client_honours_cipher_list_and_keylog_file() {
         &exe,
         &[
             ("DTLS_TEST_PORT", peer.addr().port().to_string()),
-            ("DTLS_OPENSSL_CIPHER_LIST", "ECDHE-ECDSA-AES128-GCM-SHA256".into()),
-            ("DTLS_EXPECT_CIPHER", "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into()),
+            (
+                "DTLS_OPENSSL_CIPHER_LIST",
+                "ECDHE-ECDSA-AES128-GCM-SHA256".into(),
+            ),
+            (
+                "DTLS_EXPECT_CIPHER",
+                "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256".into(),
+            ),
             ("SSLKEYLOGFILE", keylog.to_string_lossy().into_owned()),
         ],
     );
     let log = std::fs::read_to_string(&keylog).expect("SSLKEYLOGFILE written");
-    assert!(log.lines().any(|l| l.starts_with("CLIENT_RANDOM ")), "{log}");
+    assert!(
+        log.lines().any(|l| l.starts_with("CLIENT_RANDOM ")),
+        "{log}"
+    );
 }

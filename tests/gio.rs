@@ -9,7 +9,7 @@ mod backend;
 mod certificate;
 #[path = "gio/database.rs"]
 mod database;
-#[path = "gio/dtls_errors.rs"]
-mod dtls_errors;
 #[path = "gio/dtls_client.rs"]
 mod dtls_client;
+#[path = "gio/dtls_errors.rs"]
+mod dtls_errors;

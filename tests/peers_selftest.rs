@@ -7,7 +7,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::echo_peer::{self, EchoPeer, EchoPeerOpts, RawClient, RawClientOpts};
-use common::peers::{self, ClientCert, GnutlsServer, GnutlsServerOpts, OpensslServer, OpensslServerOpts, Stream};
+use common::peers::{
+    self, ClientCert, GnutlsServer, GnutlsServerOpts, OpensslServer, OpensslServerOpts, Stream,
+};
 use common::relay::{Direction, Relay, Verdict};
 use common::strict_socket::{SendMode, StrictSocket};
 
@@ -38,7 +40,8 @@ fn openssl_server_echo_prefix_through_relay() {
             .echo_prefix("echo:"),
     );
     let relay = Relay::start(server.addr());
-    let mut client = RawClient::connect(relay.addr(), &full_client_opts().alpn(&["bar"])).expect("handshake");
+    let mut client =
+        RawClient::connect(relay.addr(), &full_client_opts().alpn(&["bar"])).expect("handshake");
     assert_eq!(client.alpn().as_deref(), Some("bar"));
     server.wait_handshake(1, T).unwrap();
 
@@ -53,10 +56,20 @@ fn openssl_server_echo_prefix_through_relay() {
     assert_eq!(client.recv(T).unwrap(), b"from the server\n");
 
     assert_eq!(server.selected_alpn().as_deref(), Some("bar"));
-    let subject = server.client_cert_subject().expect("s_server saw a client certificate");
+    let subject = server
+        .client_cert_subject()
+        .expect("s_server saw a client certificate");
     assert!(subject.contains("client.example.com"), "{subject}");
-    assert!(relay.count(Direction::ToServer) >= 5 && relay.count(Direction::ToClient) >= 4, "{:?}", relay.records(Direction::ToServer));
-    assert!(relay.sizes(Direction::ToClient).iter().all(|&n| n <= 1400), "{:?}", relay.sizes(Direction::ToClient));
+    assert!(
+        relay.count(Direction::ToServer) >= 5 && relay.count(Direction::ToClient) >= 4,
+        "{:?}",
+        relay.records(Direction::ToServer)
+    );
+    assert!(
+        relay.sizes(Direction::ToClient).iter().all(|&n| n <= 1400),
+        "{:?}",
+        relay.sizes(Direction::ToClient)
+    );
     client.close().unwrap();
 }
 
@@ -65,14 +78,19 @@ fn openssl_server_listen_cookie_and_sequential_clients() {
     let server = OpensslServer::start(OpensslServerOpts::new(pki()).listen().echo_prefix("e "));
     let relay = Relay::start(server.addr());
     for i in 1..=2 {
-        let mut client = RawClient::connect(relay.addr(), &RawClientOpts::default()).expect("handshake");
+        let mut client =
+            RawClient::connect(relay.addr(), &RawClientOpts::default()).expect("handshake");
         let msg = format!("e client {i}\n");
         assert_eq!(client.echo(msg.as_bytes()).unwrap(), msg.as_bytes());
         client.close().unwrap();
         server.wait_handshake(i, T).unwrap();
     }
     // -listen: the first ClientHello is answered by a HelloVerifyRequest.
-    assert!(relay.count(Direction::ToServer) >= 8, "{:?}", relay.sizes(Direction::ToServer));
+    assert!(
+        relay.count(Direction::ToServer) >= 8,
+        "{:?}",
+        relay.sizes(Direction::ToServer)
+    );
 }
 
 #[test]
@@ -80,20 +98,30 @@ fn openssl_s_client_to_s_server_through_relay() {
     let server = OpensslServer::start(OpensslServerOpts::new(pki()));
     let relay = Relay::start(server.addr());
     let ca = pki().join("ca.pem");
-    let client = peers::openssl_client(relay.addr(), &["-CAfile", ca.to_str().unwrap(), "-verify_return_error"]);
+    let client = peers::openssl_client(
+        relay.addr(),
+        &["-CAfile", ca.to_str().unwrap(), "-verify_return_error"],
+    );
     server.wait_handshake(1, T).unwrap();
     client.write_stdin(b"hello from s_client\n").unwrap();
     server.wait_for("hello from s_client", T).unwrap();
     server.send("hello from s_server\n");
-    client.wait_line(T, |s, l| s == Stream::Stdout && l == "hello from s_server").unwrap();
+    client
+        .wait_line(T, |s, l| s == Stream::Stdout && l == "hello from s_server")
+        .unwrap();
     assert!(client.has_line("verify return:1"));
     assert!(relay.count(Direction::ToServer) >= 4);
 }
 
 #[test]
 fn gnutls_server_echo_with_raw_client() {
-    let server = GnutlsServer::start(GnutlsServerOpts::new(pki()).require_client_cert(&pki().join("ca.pem")).alpn("foo"));
-    let mut client = RawClient::connect(server.addr(), &full_client_opts().alpn(&["foo"])).expect("handshake");
+    let server = GnutlsServer::start(
+        GnutlsServerOpts::new(pki())
+            .require_client_cert(&pki().join("ca.pem"))
+            .alpn("foo"),
+    );
+    let mut client =
+        RawClient::connect(server.addr(), &full_client_opts().alpn(&["foo"])).expect("handshake");
     assert_eq!(client.alpn().as_deref(), Some("foo"));
     for n in [1, 100, 254] {
         let p = payload(n);
@@ -108,13 +136,22 @@ fn gnutls_server_echo_with_raw_client() {
 
 #[test]
 fn gnutls_server_requires_client_cert() {
-    let server = GnutlsServer::start(GnutlsServerOpts::new(pki()).require_client_cert(&pki().join("ca.pem")));
+    let server = GnutlsServer::start(
+        GnutlsServerOpts::new(pki()).require_client_cert(&pki().join("ca.pem")),
+    );
     // gnutls-serv's UDP mode sends no alert when the handshake fails: the
     // client only times out. Its output says why.
-    let opts = RawClientOpts { timeout: Duration::from_millis(1000), ..RawClientOpts::default() };
-    let err = RawClient::connect(server.addr(), &opts).err().expect("handshake without a client certificate must fail");
+    let opts = RawClientOpts {
+        timeout: Duration::from_millis(1000),
+        ..RawClientOpts::default()
+    };
+    let err = RawClient::connect(server.addr(), &opts)
+        .err()
+        .expect("handshake without a client certificate must fail");
     assert!(err.contains("timed out"), "{err}");
-    server.wait_for("Error in handshake(): No certificate was found.", T).unwrap();
+    server
+        .wait_for("Error in handshake(): No certificate was found.", T)
+        .unwrap();
 }
 
 #[test]
@@ -124,13 +161,20 @@ fn gnutls_cli_to_gnutls_serv() {
     let client = peers::gnutls_client(server.addr(), &["--x509cafile", ca.to_str().unwrap()]);
     client.wait_for("Handshake was completed", T).unwrap();
     client.write_stdin(b"hello gnutls\n").unwrap();
-    client.wait_line(T, |s, l| s == Stream::Stdout && l == "hello gnutls").unwrap();
+    client
+        .wait_line(T, |s, l| s == Stream::Stdout && l == "hello gnutls")
+        .unwrap();
 }
 
 #[test]
 fn echo_peer_with_raw_client() {
-    let peer = EchoPeer::start(EchoPeerOpts::new(pki()).request_client_cert(&pki().join("ca.pem"), true).alpn(&["x", "y"]));
-    let mut client = RawClient::connect(peer.addr(), &full_client_opts().alpn(&["y", "z"])).expect("handshake");
+    let peer = EchoPeer::start(
+        EchoPeerOpts::new(pki())
+            .request_client_cert(&pki().join("ca.pem"), true)
+            .alpn(&["x", "y"]),
+    );
+    let mut client =
+        RawClient::connect(peer.addr(), &full_client_opts().alpn(&["y", "z"])).expect("handshake");
     assert_eq!(client.alpn().as_deref(), Some("y"));
     for n in [1000, 10000, echo_peer::MAX_ECHO] {
         let p = payload(n);
@@ -151,24 +195,40 @@ fn echo_peer_with_raw_client() {
 fn echo_peer_mtu_limits_handshake_datagrams() {
     // Every handshake datagram fits the MTU (the pitfall: without
     // NO_QUERY_MTU OpenSSL falls back to 256-byte fragments, or ignores it).
-    let peer = EchoPeer::start(EchoPeerOpts::new(pki()).cert(&pki().join("chain-full.pem"), &pki().join("leaf-int.key")).mtu(600));
+    let peer = EchoPeer::start(
+        EchoPeerOpts::new(pki())
+            .cert(&pki().join("chain-full.pem"), &pki().join("leaf-int.key"))
+            .mtu(600),
+    );
     let relay = Relay::start(peer.addr());
-    let opts = RawClientOpts { mtu: 600, ..RawClientOpts::default() };
+    let opts = RawClientOpts {
+        mtu: 600,
+        ..RawClientOpts::default()
+    };
     let mut client = RawClient::connect(relay.addr(), &opts).expect("handshake");
     client.close().unwrap();
     let to_client = relay.sizes(Direction::ToClient);
     assert!(to_client.iter().all(|&n| n <= 600), "{to_client:?}");
-    assert!(to_client.iter().any(|&n| n > 400), "fragments far below the MTU: {to_client:?}");
+    assert!(
+        to_client.iter().any(|&n| n > 400),
+        "fragments far below the MTU: {to_client:?}"
+    );
 }
 
 #[test]
 fn echo_peer_cookie_exchange_and_resumption() {
-    let peer = EchoPeer::start(EchoPeerOpts::new(pki()).cookie_exchange().max_connections(2));
+    let peer = EchoPeer::start(
+        EchoPeerOpts::new(pki())
+            .cookie_exchange()
+            .max_connections(2),
+    );
     let relay = Relay::start(peer.addr());
-    let mut first = RawClient::connect(relay.addr(), &RawClientOpts::default()).expect("first handshake");
+    let mut first =
+        RawClient::connect(relay.addr(), &RawClientOpts::default()).expect("first handshake");
     assert!(!first.session_reused());
     first.close().unwrap();
-    peer.wait(T, |l| l.conns.len() == 1 && l.conns[0].closed_by_client).unwrap();
+    peer.wait(T, |l| l.conns.len() == 1 && l.conns[0].closed_by_client)
+        .unwrap();
     // ClientHello, HelloVerifyRequest, ClientHello with the 16-byte cookie.
     let up = relay.sizes(Direction::ToServer);
     assert_eq!(up[1], up[0] + 16, "{up:?}");
@@ -187,7 +247,8 @@ fn relay_drops_first_datagram_each_way() {
     let relay = Relay::start(peer.addr());
     relay.drop_first_each_way();
     let start = Instant::now();
-    let mut client = RawClient::connect(relay.addr(), &RawClientOpts::default()).expect("handshake despite losses");
+    let mut client = RawClient::connect(relay.addr(), &RawClientOpts::default())
+        .expect("handshake despite losses");
     let took = start.elapsed();
     echo_peer::raw_echo_roundtrip(&mut client, b"after the losses");
     client.close().unwrap();
@@ -197,12 +258,19 @@ fn relay_drops_first_datagram_each_way() {
     let down = relay.records(Direction::ToClient);
     assert_eq!(up[0].verdict, Verdict::Drop);
     assert_eq!(down[0].verdict, Verdict::Drop);
-    assert!(up[1..].iter().chain(&down[1..]).all(|r| r.verdict == Verdict::Forward));
+    assert!(up[1..]
+        .iter()
+        .chain(&down[1..])
+        .all(|r| r.verdict == Verdict::Forward));
     // The lost ClientHello was sent again, byte-for-byte the same size.
     assert_eq!(up[0].len, up[1].len, "{up:?}");
     // Two retransmission timers (1 s each, OpenSSL's initial value) ran.
     assert!(took >= Duration::from_millis(1500), "{took:?}");
-    println!("lossy handshake took {took:?}; to server {:?}; to client {:?}", relay.sizes(Direction::ToServer), relay.sizes(Direction::ToClient));
+    println!(
+        "lossy handshake took {took:?}; to server {:?}; to client {:?}",
+        relay.sizes(Direction::ToServer),
+        relay.sizes(Direction::ToClient)
+    );
 }
 
 #[test]
@@ -210,8 +278,15 @@ fn relay_custom_filter_and_duplicates() {
     let peer = EchoPeer::start(EchoPeerOpts::new(pki()));
     let relay = Relay::start(peer.addr());
     // Duplicate everything the server sends: DTLS must discard the replays.
-    relay.set_filter(|dir, _, _| if dir == Direction::ToClient { Verdict::Duplicate } else { Verdict::Forward });
-    let mut client = RawClient::connect(relay.addr(), &RawClientOpts::default()).expect("handshake");
+    relay.set_filter(|dir, _, _| {
+        if dir == Direction::ToClient {
+            Verdict::Duplicate
+        } else {
+            Verdict::Forward
+        }
+    });
+    let mut client =
+        RawClient::connect(relay.addr(), &RawClientOpts::default()).expect("handshake");
     for i in 0..5 {
         let msg = format!("message {i}");
         assert_eq!(client.echo(msg.as_bytes()).unwrap(), msg.as_bytes());
@@ -224,8 +299,17 @@ fn relay_custom_filter_and_duplicates() {
 fn socket_pair() -> (gio::Socket, gio::Socket) {
     use gio::prelude::*;
     let mk = || {
-        let s = gio::Socket::new(gio::SocketFamily::Ipv4, gio::SocketType::Datagram, gio::SocketProtocol::Udp).unwrap();
-        s.bind(&gio::InetSocketAddress::from_string("127.0.0.1", 0).unwrap(), false).unwrap();
+        let s = gio::Socket::new(
+            gio::SocketFamily::Ipv4,
+            gio::SocketType::Datagram,
+            gio::SocketProtocol::Udp,
+        )
+        .unwrap();
+        s.bind(
+            &gio::InetSocketAddress::from_string("127.0.0.1", 0).unwrap(),
+            false,
+        )
+        .unwrap();
         s
     };
     let (a, b) = (mk(), mk());
@@ -247,7 +331,12 @@ fn strict_recv(s: &StrictSocket, flags: i32) -> Result<Vec<u8>, glib::Error> {
     let n = {
         let mut v = [gio::InputVector::new(&mut buf)];
         let mut m = [gio::InputMessage::new(None, &mut v, None)];
-        let count = s.receive_messages::<std::iter::Empty<&mut [&mut [u8]]>, gio::Cancellable>(&mut m, flags, Some(Duration::ZERO), None)?;
+        let count = s.receive_messages::<std::iter::Empty<&mut [&mut [u8]]>, gio::Cancellable>(
+            &mut m,
+            flags,
+            Some(Duration::ZERO),
+            None,
+        )?;
         assert_eq!(count, 1);
         m[0].bytes_received()
     };
@@ -265,7 +354,9 @@ fn strict_socket_alternates_would_block_and_checks_flags() {
     let e = strict_send(&strict, b"one", 0).unwrap_err();
     assert!(e.matches(gio::IOErrorEnum::WouldBlock), "{e}");
     assert_eq!(strict_send(&strict, b"one", 0).unwrap(), 1);
-    assert!(strict_send(&strict, b"two", 0).unwrap_err().matches(gio::IOErrorEnum::WouldBlock));
+    assert!(strict_send(&strict, b"two", 0)
+        .unwrap_err()
+        .matches(gio::IOErrorEnum::WouldBlock));
     assert_eq!(strict_send(&strict, b"two", 0).unwrap(), 1);
     let e = strict_send(&strict, b"bad", gio::ffi::G_SOCKET_MSG_PEEK).unwrap_err();
     assert!(e.matches(gio::IOErrorEnum::InvalidArgument), "{e}");
@@ -278,19 +369,29 @@ fn strict_socket_alternates_would_block_and_checks_flags() {
     assert_eq!(&buf[..n], b"two");
 
     // Receiving: nothing yet → WOULD_BLOCK (timeout 0 never blocks).
-    assert!(strict_recv(&strict, 0).unwrap_err().matches(gio::IOErrorEnum::WouldBlock));
-    assert!(strict_recv(&strict, gio::ffi::G_SOCKET_MSG_PEEK).unwrap_err().matches(gio::IOErrorEnum::InvalidArgument));
+    assert!(strict_recv(&strict, 0)
+        .unwrap_err()
+        .matches(gio::IOErrorEnum::WouldBlock));
+    assert!(strict_recv(&strict, gio::ffi::G_SOCKET_MSG_PEEK)
+        .unwrap_err()
+        .matches(gio::IOErrorEnum::InvalidArgument));
 
     // create_source delegates to the inner socket: it fires once data arrives.
     let ctx = glib::MainContext::new();
     let fired = std::rc::Rc::new(std::cell::Cell::new(false));
     let source = {
         let fired = fired.clone();
-        strict.create_source(glib::IOCondition::IN, gio::Cancellable::NONE, None, glib::Priority::DEFAULT, move |_, cond| {
-            assert!(cond.contains(glib::IOCondition::IN));
-            fired.set(true);
-            glib::ControlFlow::Break
-        })
+        strict.create_source(
+            glib::IOCondition::IN,
+            gio::Cancellable::NONE,
+            None,
+            glib::Priority::DEFAULT,
+            move |_, cond| {
+                assert!(cond.contains(glib::IOCondition::IN));
+                fired.set(true);
+                glib::ControlFlow::Break
+            },
+        )
     };
     source.attach(Some(&ctx));
     let timed_out = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -314,8 +415,21 @@ fn strict_socket_alternates_would_block_and_checks_flags() {
     assert_eq!(strict_send(&strict, b"four", 0).unwrap(), 1);
 
     let c = strict.counts();
-    assert_eq!((c.send_messages, c.send_would_block, c.bad_flags), (6, 2, 2), "{c:?}");
-    assert_eq!((c.receive_messages, c.create_source, c.condition_check, c.condition_wait), (3, 1, 0, 0), "{c:?}");
+    assert_eq!(
+        (c.send_messages, c.send_would_block, c.bad_flags),
+        (6, 2, 2),
+        "{c:?}"
+    );
+    assert_eq!(
+        (
+            c.receive_messages,
+            c.create_source,
+            c.condition_check,
+            c.condition_wait
+        ),
+        (3, 1, 0, 0),
+        "{c:?}"
+    );
 }
 
 /// Runs in a child process (see the next test): condition_check must abort.
@@ -327,7 +441,10 @@ fn strict_socket_abort_child() {
     }
     let (a, _b) = socket_pair();
     let strict = StrictSocket::new(&a);
-    match std::env::var("PEERS_SELFTEST_ABORT_CHILD").unwrap().as_str() {
+    match std::env::var("PEERS_SELFTEST_ABORT_CHILD")
+        .unwrap()
+        .as_str()
+    {
         "check" => {
             strict.condition_check(glib::IOCondition::IN);
         }
@@ -335,7 +452,12 @@ fn strict_socket_abort_child() {
             let _ = strict_send(&strict, b"x", 0);
             let v = [gio::OutputVector::new(b"x")];
             let mut m = [gio::OutputMessage::new(gio::SocketAddress::NONE, &v, &[])];
-            let _ = strict.send_messages(&mut m, 0, Some(Duration::from_millis(5)), gio::Cancellable::NONE);
+            let _ = strict.send_messages(
+                &mut m,
+                0,
+                Some(Duration::from_millis(5)),
+                gio::Cancellable::NONE,
+            );
         }
         _ => unreachable!(),
     }
@@ -347,12 +469,22 @@ fn strict_socket_aborts_on_condition_check_and_timeouts() {
     use std::os::unix::process::ExitStatusExt;
     for mode in ["check", "timeout"] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "strict_socket_abort_child", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "strict_socket_abort_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("PEERS_SELFTEST_ABORT_CHILD", mode)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{mode}: {:?}\n{stderr}", out.status);
+        assert_eq!(
+            out.status.signal(),
+            Some(libc::SIGABRT),
+            "{mode}: {:?}\n{stderr}",
+            out.status
+        );
         assert!(stderr.contains("StrictSocket: "), "{stderr}");
     }
 }
@@ -378,21 +510,27 @@ fn peers_are_reaped_on_drop_and_on_panic() {
     };
     assert!(r.is_err());
     let pid = *pid.lock().unwrap();
-    assert!(pid != 0 && !alive(pid), "gnutls-serv {pid} survived a panicking test");
+    assert!(
+        pid != 0 && !alive(pid),
+        "gnutls-serv {pid} survived a panicking test"
+    );
 }
 
 #[test]
 fn raw_openssl_baseline() {
     const RUNS: usize = 50;
     let peer = EchoPeer::start(EchoPeerOpts::new(pki()).max_connections(RUNS + 1));
-    let mut hs: Vec<Duration> = (0..RUNS).map(|_| echo_peer::raw_client_handshake(peer.addr())).collect();
+    let mut hs: Vec<Duration> = (0..RUNS)
+        .map(|_| echo_peer::raw_client_handshake(peer.addr()))
+        .collect();
     let mut client = RawClient::connect(peer.addr(), &RawClientOpts::default()).unwrap();
     let p = payload(1000);
     echo_peer::raw_echo_roundtrip(&mut client, &p); // warm-up
-    let mut rt: Vec<Duration> = (0..RUNS).map(|_| echo_peer::raw_echo_roundtrip(&mut client, &p)).collect();
+    let mut rt: Vec<Duration> = (0..RUNS)
+        .map(|_| echo_peer::raw_echo_roundtrip(&mut client, &p))
+        .collect();
     client.close().unwrap();
     let (h, r) = (echo_peer::median(&mut hs), echo_peer::median(&mut rt));
     println!("raw OpenSSL DTLS 1.2 loopback (ECDSA P-256, no verification): handshake median {h:?} (min {:?}, max {:?}); 1000-byte echo round trip median {r:?} (min {:?}, max {:?}) over {RUNS} runs", hs[0], hs[RUNS - 1], rt[0], rt[RUNS - 1]);
     peer.wait(T, |l| l.handshakes() == RUNS + 1).unwrap();
 }
-

@@ -34,7 +34,10 @@ unsafe impl<T: ConnectionImpl> IsSubclassable<T> for Connection {}
 impl Connection {
     pub(crate) fn core(&self) -> Result<&Core, glib::Error> {
         self.imp().core.get().ok_or_else(|| {
-            error::io(gio::IOErrorEnum::NotInitialized, "The DTLS connection was not initialised (g_initable_init)")
+            error::io(
+                gio::IOErrorEnum::NotInitialized,
+                "The DTLS connection was not initialised (g_initable_init)",
+            )
         })
     }
 
@@ -61,7 +64,11 @@ impl Connection {
 
     pub(crate) fn check_open(&self, reading: bool) -> Result<(), glib::Error> {
         let imp = self.imp();
-        let closed = if reading { &imp.read_closed } else { &imp.write_closed };
+        let closed = if reading {
+            &imp.read_closed
+        } else {
+            &imp.write_closed
+        };
         if closed.load(Ordering::Acquire) {
             return Err(error::io(gio::IOErrorEnum::Closed, "Connection is closed"));
         }
@@ -75,18 +82,31 @@ impl Connection {
         }
         let (certificate, protocols, identity, interaction, mtu) = {
             let s = self.settings();
-            (s.certificate.clone(), s.advertised_protocols.clone(), s.server_identity.clone(), s.interaction.is_some(), s.mtu)
+            (
+                s.certificate.clone(),
+                s.advertised_protocols.clone(),
+                s.server_identity.clone(),
+                s.interaction.is_some(),
+                s.mtu,
+            )
         };
         let mut engine = core.engine();
         engine.set_mtu(mtu).map_err(super::core::engine_error)?;
         if self.role() == Role::Client {
-            if let Some(crate::trust::Identity::Host(h)) = identity.as_ref().and_then(crate::trust::Identity::from_connectable) {
+            if let Some(crate::trust::Identity::Host(h)) = identity
+                .as_ref()
+                .and_then(crate::trust::Identity::from_connectable)
+            {
                 // SNI for host names only, never for address literals.
-                engine.set_server_name(&h).map_err(super::core::engine_error)?;
+                engine
+                    .set_server_name(&h)
+                    .map_err(super::core::engine_error)?;
             }
             if let Some(p) = &protocols {
                 let names: Vec<&[u8]> = p.iter().map(|s| s.as_bytes()).collect();
-                engine.set_alpn_protocols(&names).map_err(super::core::engine_error)?;
+                engine
+                    .set_alpn_protocols(&names)
+                    .map_err(super::core::engine_error)?;
             }
             if let Some(cert) = &certificate {
                 set_engine_certificate(&mut engine, cert)?;
@@ -98,11 +118,24 @@ impl Connection {
     }
 
     /// Asks the interaction for a certificate and hands it to the engine.
-    pub(crate) fn request_certificate(&self, core: &Core, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+    pub(crate) fn request_certificate(
+        &self,
+        core: &Core,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<(), glib::Error> {
         let interaction = self.settings().interaction.clone();
         if let Some(interaction) = interaction {
-            let handled = crate::iface::interaction::request_certificate(&interaction, self.upcast_ref(), cancellable)?;
-            glib::g_debug!(crate::LOG_DOMAIN, "{:?}: interaction request_certificate handled={}", self.as_ptr(), handled);
+            let handled = crate::iface::interaction::request_certificate(
+                &interaction,
+                self.upcast_ref(),
+                cancellable,
+            )?;
+            glib::g_debug!(
+                crate::LOG_DOMAIN,
+                "{:?}: interaction request_certificate handled={}",
+                self.as_ptr(),
+                handled
+            );
         }
         self.use_requested_certificate(core)
     }
@@ -116,13 +149,25 @@ impl Connection {
         done: F,
     ) {
         let interaction = self.settings().interaction.clone();
-        let Some(interaction) = interaction.filter(crate::iface::interaction::has_async_request) else {
-            return done(self.core().and_then(|core| self.request_certificate(core, cancellable)));
+        let Some(interaction) = interaction.filter(crate::iface::interaction::has_async_request)
+        else {
+            return done(
+                self.core()
+                    .and_then(|core| self.request_certificate(core, cancellable)),
+            );
         };
         let conn = self.clone();
-        crate::iface::interaction::request_certificate_async(&interaction, self.upcast_ref(), cancellable, move |r| {
-            done(r.and_then(|_| conn.core().and_then(|core| conn.use_requested_certificate(core))))
-        });
+        crate::iface::interaction::request_certificate_async(
+            &interaction,
+            self.upcast_ref(),
+            cancellable,
+            move |r| {
+                done(r.and_then(|_| {
+                    conn.core()
+                        .and_then(|core| conn.use_requested_certificate(core))
+                }))
+            },
+        );
     }
 
     /// Gives the engine the certificate the interaction set, if any.
@@ -136,7 +181,11 @@ impl Connection {
 
     /// The whole handshake, blocking as `deadline` allows. Errors other
     /// than a deadline are sticky.
-    pub(crate) fn handshake_blocking(&self, deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+    pub(crate) fn handshake_blocking(
+        &self,
+        deadline: Deadline,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<(), glib::Error> {
         let core = self.core()?;
         let driver = match core.claim_handshake(deadline)? {
             Claim::Finished(r) => return r,
@@ -160,7 +209,10 @@ impl Connection {
 
     /// After OpenSSL's handshake: record what was negotiated, verify the
     /// peer, let `accept-certificate` decide.
-    pub(crate) fn complete_handshake(&self, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+    pub(crate) fn complete_handshake(
+        &self,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<(), glib::Error> {
         let peer = self.record_negotiated()?;
         let verdict = super::verify::verify_peer(self, peer.as_ref(), cancellable);
         self.conclude(verdict)
@@ -178,7 +230,9 @@ impl Connection {
             Err(e) => return done(Err(e)),
         };
         let conn = self.clone();
-        super::verify::verify_peer_async(self, peer, cancellable, move |verdict| done(conn.conclude(verdict)));
+        super::verify::verify_peer_async(self, peer, cancellable, move |verdict| {
+            done(conn.conclude(verdict))
+        });
     }
 
     /// Stores and announces what the handshake negotiated; returns the
@@ -196,7 +250,10 @@ impl Connection {
             )
         };
         let peer = super::verify::certificate_chain(&chain)?;
-        let _ = self.imp().negotiated_protocol.set(alpn.and_then(|a| std::ffi::CString::new(a).ok()));
+        let _ = self
+            .imp()
+            .negotiated_protocol
+            .set(alpn.and_then(|a| std::ffi::CString::new(a).ok()));
         {
             let mut r = self.results();
             r.protocol_version = match version {
@@ -208,7 +265,11 @@ impl Connection {
             r.ciphersuite_name = cipher;
             r.accepted_cas = cas;
         }
-        for p in ["negotiated-protocol", "protocol-version", "ciphersuite-name"] {
+        for p in [
+            "negotiated-protocol",
+            "protocol-version",
+            "ciphersuite-name",
+        ] {
             self.notify(p);
         }
         if self.role() == Role::Client {
@@ -223,14 +284,23 @@ impl Connection {
         self.notify("peer-certificate");
         self.notify("peer-certificate-errors");
         if let Err(e) = &verdict {
-            glib::g_debug!(crate::LOG_DOMAIN, "{:?}: peer rejected: {}", self.as_ptr(), e);
+            glib::g_debug!(
+                crate::LOG_DOMAIN,
+                "{:?}: peer rejected: {}",
+                self.as_ptr(),
+                e
+            );
             let _ = self.core().map(|core| core.close_notify(None));
         }
         verdict
     }
 
     /// Runs the implicit handshake an operation needs.
-    fn ensure_handshake(&self, deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+    fn ensure_handshake(
+        &self,
+        deadline: Deadline,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<(), glib::Error> {
         let core = self.core()?;
         match core.handshake_outcome() {
             Some(r) => r,
@@ -239,7 +309,12 @@ impl Connection {
     }
 
     /// Receives one record into `buf` (implicit handshake included).
-    pub(crate) fn receive_record(&self, buf: &mut [u8], deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<Received, glib::Error> {
+    pub(crate) fn receive_record(
+        &self,
+        buf: &mut [u8],
+        deadline: Deadline,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<Received, glib::Error> {
         self.check_open(true)?;
         self.ensure_handshake(deadline, cancellable)?;
         let core = self.core()?;
@@ -252,7 +327,12 @@ impl Connection {
     }
 
     /// Sends one record (implicit handshake included).
-    pub(crate) fn send_record(&self, data: &[u8], deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+    pub(crate) fn send_record(
+        &self,
+        data: &[u8],
+        deadline: Deadline,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<(), glib::Error> {
         self.check_open(false)?;
         self.ensure_handshake(deadline, cancellable)?;
         let core = self.core()?;
@@ -260,7 +340,12 @@ impl Connection {
         core.write(data, deadline, cancellable)
     }
 
-    fn shutdown_blocking(&self, read: bool, write: bool, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+    fn shutdown_blocking(
+        &self,
+        read: bool,
+        write: bool,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<(), glib::Error> {
         let imp = self.imp();
         let mut result = Ok(());
         if write && !imp.write_closed.swap(true, Ordering::AcqRel) {
@@ -286,7 +371,10 @@ unsafe impl Send for Connection {}
 #[allow(unsafe_code)]
 unsafe impl Sync for Connection {}
 
-fn set_engine_certificate(engine: &mut Engine, cert: &gio::TlsCertificate) -> Result<(), glib::Error> {
+fn set_engine_certificate(
+    engine: &mut Engine,
+    cert: &gio::TlsCertificate,
+) -> Result<(), glib::Error> {
     let chain = crate::certificate::chain_of(cert)?;
     let key = cert
         .downcast_ref::<crate::Certificate>()
@@ -295,7 +383,12 @@ fn set_engine_certificate(engine: &mut Engine, cert: &gio::TlsCertificate) -> Re
             let pem: Option<String> = cert.property("private-key-pem");
             pem.and_then(|p| openssl::pkey::PKey::private_key_from_pem(p.as_bytes()).ok())
         })
-        .ok_or_else(|| error::tls(gio::TlsError::BadCertificate, "The certificate has no private key"))?;
+        .ok_or_else(|| {
+            error::tls(
+                gio::TlsError::BadCertificate,
+                "The certificate has no private key",
+            )
+        })?;
     engine
         .set_client_certificate(&chain[0], &key, &chain[1..])
         .map_err(super::core::engine_error)
@@ -307,11 +400,17 @@ fn is_deadline(e: &glib::Error) -> bool {
 
 /// Takes a per-direction operation lock; with timeout 0 a busy lock is
 /// WOULD_BLOCK rather than a wait.
-fn lock_op(lock: &Mutex<()>, deadline: Deadline) -> Result<std::sync::MutexGuard<'_, ()>, glib::Error> {
+fn lock_op(
+    lock: &Mutex<()>,
+    deadline: Deadline,
+) -> Result<std::sync::MutexGuard<'_, ()>, glib::Error> {
     match deadline {
-        Deadline::Now => lock
-            .try_lock()
-            .map_err(|_| error::io(gio::IOErrorEnum::WouldBlock, "Another operation is in progress")),
+        Deadline::Now => lock.try_lock().map_err(|_| {
+            error::io(
+                gio::IOErrorEnum::WouldBlock,
+                "Another operation is in progress",
+            )
+        }),
         _ => Ok(lock.lock().unwrap()),
     }
 }
@@ -360,7 +459,10 @@ pub(crate) mod imp {
                     s.rehandshake_mode = value.get().unwrap_or(gio::TlsRehandshakeMode::Safely)
                 }
                 "advertised-protocols" => {
-                    let v: Vec<String> = value.get::<glib::StrV>().map(|v| v.iter().map(|s| s.to_string()).collect()).unwrap_or_default();
+                    let v: Vec<String> = value
+                        .get::<glib::StrV>()
+                        .map(|v| v.iter().map(|s| s.to_string()).collect())
+                        .unwrap_or_default();
                     s.advertised_protocols = (!v.is_empty()).then_some(v);
                 }
                 "mtu" => {
@@ -370,7 +472,12 @@ pub(crate) mod imp {
                         drop(s);
                         if let Some(core) = self.core.get() {
                             if let Err(e) = core.engine().set_mtu(mtu) {
-                                glib::g_warning!(crate::LOG_DOMAIN, "could not set MTU {}: {}", mtu, e);
+                                glib::g_warning!(
+                                    crate::LOG_DOMAIN,
+                                    "could not set MTU {}: {}",
+                                    mtu,
+                                    e
+                                );
                             }
                         }
                         self.obj().notify("mtu");
@@ -405,7 +512,6 @@ pub(crate) mod imp {
                 _ => glib::Value::from_type(pspec.value_type()),
             }
         }
-
     }
 
     impl InitableImpl for Connection {
@@ -414,9 +520,18 @@ pub(crate) mod imp {
                 return Ok(());
             }
             let obj = self.obj();
-            let base = self.settings.lock().unwrap().base_socket.clone().ok_or_else(|| {
-                error::io(gio::IOErrorEnum::InvalidArgument, "A DTLS connection needs a base-socket (a GDatagramBased)")
-            })?;
+            let base = self
+                .settings
+                .lock()
+                .unwrap()
+                .base_socket
+                .clone()
+                .ok_or_else(|| {
+                    error::io(
+                        gio::IOErrorEnum::InvalidArgument,
+                        "A DTLS connection needs a base-socket (a GDatagramBased)",
+                    )
+                })?;
             let role = obj.role();
             let context = crate::config::context(role)?;
             let engine = Engine::new(&context, role).map_err(super::super::core::engine_error)?;
@@ -427,7 +542,12 @@ pub(crate) mod imp {
                 }
             }
             let _ = self.core.set(Core::new(base, engine));
-            glib::g_debug!(crate::LOG_DOMAIN, "{:?}: new DTLS {:?} connection", obj.as_ptr(), role);
+            glib::g_debug!(
+                crate::LOG_DOMAIN,
+                "{:?}: new DTLS {:?} connection",
+                obj.as_ptr(),
+                role
+            );
             Ok(())
         }
     }
@@ -437,11 +557,21 @@ pub(crate) mod imp {
             self.obj().handshake_blocking(Deadline::Never, cancellable)
         }
 
-        fn handshake_async(&self, _priority: glib::Priority, cancellable: Option<gio::Cancellable>, done: Completion) {
+        fn handshake_async(
+            &self,
+            _priority: glib::Priority,
+            cancellable: Option<gio::Cancellable>,
+            done: Completion,
+        ) {
             super::super::handshake_async::start(self.obj().clone(), cancellable, done);
         }
 
-        fn shutdown(&self, read: bool, write: bool, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+        fn shutdown(
+            &self,
+            read: bool,
+            write: bool,
+            cancellable: Option<&gio::Cancellable>,
+        ) -> Result<(), glib::Error> {
             self.obj().shutdown_blocking(read, write, cancellable)
         }
 
@@ -455,7 +585,10 @@ pub(crate) mod imp {
         ) {
             // close_notify is one datagram: sending it does not block on a
             // datagram socket unless its buffer is full.
-            done.complete(self.obj().shutdown_blocking(read, write, cancellable.as_ref()));
+            done.complete(
+                self.obj()
+                    .shutdown_blocking(read, write, cancellable.as_ref()),
+            );
         }
 
         fn set_advertised_protocols(&self, protocols: Option<Vec<String>>) {
@@ -480,7 +613,13 @@ pub(crate) mod imp {
             timeout_us: i64,
             cancellable: Option<&gio::Cancellable>,
         ) -> Result<usize, glib::Error> {
-            super::super::datagram::receive_messages(&self.obj(), messages, flags, timeout_us, cancellable)
+            super::super::datagram::receive_messages(
+                &self.obj(),
+                messages,
+                flags,
+                timeout_us,
+                cancellable,
+            )
         }
 
         fn send_messages(
@@ -490,10 +629,20 @@ pub(crate) mod imp {
             timeout_us: i64,
             cancellable: Option<&gio::Cancellable>,
         ) -> Result<usize, glib::Error> {
-            super::super::datagram::send_messages(&self.obj(), messages, flags, timeout_us, cancellable)
+            super::super::datagram::send_messages(
+                &self.obj(),
+                messages,
+                flags,
+                timeout_us,
+                cancellable,
+            )
         }
 
-        fn create_source(&self, condition: glib::IOCondition, cancellable: Option<&gio::Cancellable>) -> glib::Source {
+        fn create_source(
+            &self,
+            condition: glib::IOCondition,
+            cancellable: Option<&gio::Cancellable>,
+        ) -> glib::Source {
             super::super::source::new(&self.obj(), condition, cancellable)
         }
 

@@ -203,7 +203,11 @@ mod tests {
         let ptr = t.spare.last().unwrap().as_ptr();
         t.write_all(&[2; 50]).unwrap();
         let out = t.pop_outbound().unwrap();
-        assert_eq!(out.as_ptr(), ptr, "the consumed datagram's buffer carried the write");
+        assert_eq!(
+            out.as_ptr(),
+            ptr,
+            "the consumed datagram's buffer carried the write"
+        );
         t.recycle(out);
         t.push_inbound_copy(&[3; 10]);
         assert!(t.spare.is_empty());

@@ -14,7 +14,12 @@ impl Connection {
     /// Timeout in microseconds:
     /// −1 blocks, 0 never blocks (`G_IO_ERROR_WOULD_BLOCK`), >0 bounds the
     /// call (`G_IO_ERROR_TIMED_OUT`).
-    pub fn send_bytes(&self, data: &[u8], timeout_us: i64, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+    pub fn send_bytes(
+        &self,
+        data: &[u8],
+        timeout_us: i64,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<(), glib::Error> {
         self.send_record(data, Deadline::from_timeout_us(timeout_us), cancellable)
     }
 
@@ -22,7 +27,12 @@ impl Connection {
     /// means the peer closed the connection (close_notify). A larger
     /// datagram is not truncated: `G_IO_ERROR_MESSAGE_TOO_LARGE`, and it
     /// stays queued for a receive with a larger `max_size`.
-    pub fn receive_bytes(&self, max_size: usize, timeout_us: i64, cancellable: Option<&gio::Cancellable>) -> Result<glib::Bytes, glib::Error> {
+    pub fn receive_bytes(
+        &self,
+        max_size: usize,
+        timeout_us: i64,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<glib::Bytes, glib::Error> {
         let mut buf = vec![0u8; max_size.min(MAX_RECORD_PLAINTEXT)];
         match self.receive_record(&mut buf, Deadline::from_timeout_us(timeout_us), cancellable)? {
             Received::Data(n) => {
@@ -43,9 +53,14 @@ impl Connection {
         done: F,
     ) {
         let conn = self.clone();
-        retry_until_ready(self, glib::IOCondition::OUT, priority, cancellable, done, move |c| {
-            conn.send_record(&data, Deadline::Now, c)
-        });
+        retry_until_ready(
+            self,
+            glib::IOCondition::OUT,
+            priority,
+            cancellable,
+            done,
+            move |c| conn.send_record(&data, Deadline::Now, c),
+        );
     }
 
     /// Receives without blocking the caller's main context.
@@ -57,9 +72,14 @@ impl Connection {
         done: F,
     ) {
         let conn = self.clone();
-        retry_until_ready(self, glib::IOCondition::IN, priority, cancellable, done, move |c| {
-            conn.receive_bytes(max_size, 0, c)
-        });
+        retry_until_ready(
+            self,
+            glib::IOCondition::IN,
+            priority,
+            cancellable,
+            done,
+            move |c| conn.receive_bytes(max_size, 0, c),
+        );
     }
 
     /// The largest datagram this connection sends, in bytes.
@@ -77,16 +97,27 @@ impl Connection {
         let core = self.core()?;
         match core.handshake_outcome() {
             Some(Ok(())) => Ok(core.engine().max_plaintext()),
-            _ => Err(error::io(gio::IOErrorEnum::NotConnected, "The DTLS handshake is not complete")),
+            _ => Err(error::io(
+                gio::IOErrorEnum::NotConnected,
+                "The DTLS handshake is not complete",
+            )),
         }
     }
 
     /// RFC 5705 keying material (e.g. DTLS-SRTP keys, label
     /// "EXTRACTOR-dtls_srtp").
-    pub fn export_keying_material(&self, label: &str, context: Option<&[u8]>, length: usize) -> Result<Vec<u8>, glib::Error> {
+    pub fn export_keying_material(
+        &self,
+        label: &str,
+        context: Option<&[u8]>,
+        length: usize,
+    ) -> Result<Vec<u8>, glib::Error> {
         let core = self.core()?;
         if !matches!(core.handshake_outcome(), Some(Ok(()))) {
-            return Err(error::io(gio::IOErrorEnum::NotConnected, "The DTLS handshake is not complete"));
+            return Err(error::io(
+                gio::IOErrorEnum::NotConnected,
+                "The DTLS handshake is not complete",
+            ));
         }
         let r = core.engine().export_keying_material(label, context, length);
         r.map_err(super::core::engine_error)
@@ -113,7 +144,8 @@ fn retry_until_ready<T: Send + 'static, F, A>(
         Err(e) if e.matches(gio::IOErrorEnum::WouldBlock) => {}
         result => {
             // Deliver from the context, never from inside the call.
-            let pending = glib::thread_guard::ThreadGuard::new(std::cell::RefCell::new(Some((done, result))));
+            let pending =
+                glib::thread_guard::ThreadGuard::new(std::cell::RefCell::new(Some((done, result))));
             let idle = glib::idle_source_new(None, priority, move || {
                 if let Some((done, result)) = pending.get_ref().borrow_mut().take() {
                     done(result);
@@ -126,8 +158,12 @@ fn retry_until_ready<T: Send + 'static, F, A>(
     }
     let mut done = Some(done);
     let for_source = cancellable.clone();
-    let source = conn.create_source(condition, for_source.as_ref(), None, priority, move |_, _| {
-        match attempt(cancellable.as_ref()) {
+    let source = conn.create_source(
+        condition,
+        for_source.as_ref(),
+        None,
+        priority,
+        move |_, _| match attempt(cancellable.as_ref()) {
             Err(e) if e.matches(gio::IOErrorEnum::WouldBlock) => glib::ControlFlow::Continue,
             result => {
                 if let Some(d) = done.take() {
@@ -135,8 +171,7 @@ fn retry_until_ready<T: Send + 'static, F, A>(
                 }
                 glib::ControlFlow::Break
             }
-        }
-    });
+        },
+    );
     source.attach(Some(&ctx));
 }
-

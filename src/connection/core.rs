@@ -143,7 +143,9 @@ pub struct Core {
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Core").field("handshake", &self.handshake).finish_non_exhaustive()
+        f.debug_struct("Core")
+            .field("handshake", &self.handshake)
+            .finish_non_exhaustive()
     }
 }
 
@@ -293,12 +295,21 @@ impl Core {
     }
 
     /// Flushes, waiting for the socket as `deadline` allows.
-    fn flush_blocking(&self, deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+    fn flush_blocking(
+        &self,
+        deadline: Deadline,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<(), glib::Error> {
         while !self.flush()? {
             if deadline.passed() {
                 return Err(deadline.expired_error());
             }
-            io::wait(&self.base, glib::IOCondition::OUT, deadline.instant(), cancellable)?;
+            io::wait(
+                &self.base,
+                glib::IOCondition::OUT,
+                deadline.instant(),
+                cancellable,
+            )?;
         }
         Ok(())
     }
@@ -331,7 +342,10 @@ impl Core {
     pub fn handshake_step(&self) -> Result<Step, glib::Error> {
         loop {
             if !self.flush()? {
-                return Ok(Step::Wait(Wait { condition: glib::IOCondition::OUT, deadline: None }));
+                return Ok(Step::Wait(Wait {
+                    condition: glib::IOCondition::OUT,
+                    deadline: None,
+                }));
             }
             self.pull()?;
             let status = self.engine().handshake();
@@ -339,7 +353,10 @@ impl Core {
             let flushed = self.flush();
             let status = status.map_err(engine_error)?;
             if !flushed? {
-                return Ok(Step::Wait(Wait { condition: glib::IOCondition::OUT, deadline: None }));
+                return Ok(Step::Wait(Wait {
+                    condition: glib::IOCondition::OUT,
+                    deadline: None,
+                }));
             }
             match status {
                 HandshakeStatus::Done => return Ok(Step::Done),
@@ -349,7 +366,10 @@ impl Core {
                     if self.has_unsent() || self.pull()? > 0 {
                         continue;
                     }
-                    return Ok(Step::Wait(Wait { condition: glib::IOCondition::IN, deadline: timer }));
+                    return Ok(Step::Wait(Wait {
+                        condition: glib::IOCondition::IN,
+                        deadline: timer,
+                    }));
                 }
             }
         }
@@ -358,7 +378,11 @@ impl Core {
     /// Drives the handshake to completion, blocking as `deadline` allows.
     /// Returns `WantCertificate` to the caller, which resolves it and calls
     /// again.
-    pub fn handshake_blocking(&self, deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<Step, glib::Error> {
+    pub fn handshake_blocking(
+        &self,
+        deadline: Deadline,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<Step, glib::Error> {
         loop {
             if let Some(c) = cancellable {
                 c.set_error_if_cancelled()?;
@@ -371,7 +395,12 @@ impl Core {
     }
 
     /// Waits for `w`, bounded by `deadline` (whose expiry is an error).
-    fn wait(&self, w: Wait, deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+    fn wait(
+        &self,
+        w: Wait,
+        deadline: Deadline,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<(), glib::Error> {
         if deadline.passed() {
             return Err(deadline.expired_error());
         }
@@ -385,7 +414,12 @@ impl Core {
 
     /// Waits on the base socket: for `G_IO_IN` through the reusable waiter
     /// when no other thread is using it.
-    fn wait_base(&self, condition: glib::IOCondition, until: Option<Instant>, cancellable: Option<&gio::Cancellable>) -> Result<Woken, glib::Error> {
+    fn wait_base(
+        &self,
+        condition: glib::IOCondition,
+        until: Option<Instant>,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<Woken, glib::Error> {
         if condition == glib::IOCondition::IN {
             if let Ok(mut slot) = self.waiter.try_lock() {
                 let waiter = slot.get_or_insert_with(|| io::Waiter::new(&self.base));
@@ -408,7 +442,12 @@ impl Core {
     }
 
     /// Receives one record into `buf`.
-    pub fn read(&self, buf: &mut [u8], deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<Received, glib::Error> {
+    pub fn read(
+        &self,
+        buf: &mut [u8],
+        deadline: Deadline,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<Received, glib::Error> {
         // A blocking read waits before its first receive attempt: in the
         // usual request/response pattern nothing is there yet, and a failed
         // non-blocking receive costs a GError. The wait returns at once if a
@@ -434,14 +473,26 @@ impl Core {
             if deadline.passed() {
                 return Err(deadline.expired_error());
             }
-            self.wait(Wait { condition: glib::IOCondition::IN, deadline: timer }, deadline, cancellable)?;
+            self.wait(
+                Wait {
+                    condition: glib::IOCondition::IN,
+                    deadline: timer,
+                },
+                deadline,
+                cancellable,
+            )?;
             try_first = true;
         }
     }
 
     /// Sends one record. With `Deadline::Now` a record the socket refused
     /// stays queued and goes out with the next operation.
-    pub fn write(&self, data: &[u8], deadline: Deadline, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+    pub fn write(
+        &self,
+        data: &[u8],
+        deadline: Deadline,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<(), glib::Error> {
         if let Some(c) = cancellable {
             c.set_error_if_cancelled()?;
         }

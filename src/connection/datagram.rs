@@ -81,14 +81,18 @@ pub(crate) fn send_messages(
     let count = messages.len();
     for (i, message) in messages.iter_mut().enumerate() {
         if message.has_control_messages() {
-            let e = error::io(gio::IOErrorEnum::NotSupported, "Control messages cannot be sent over DTLS");
+            let e = error::io(
+                gio::IOErrorEnum::NotSupported,
+                "Control messages cannot be sent over DTLS",
+            );
             return if i > 0 { Ok(i) } else { Err(e) };
         }
         let sent = GATHER.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
             message.gather(&mut buf);
-            conn.send_record(&buf, deadline, cancellable).map(|_| buf.len())
+            conn.send_record(&buf, deadline, cancellable)
+                .map(|_| buf.len())
         });
         match sent {
             Ok(n) => message.set_bytes_sent(n),
@@ -102,7 +106,9 @@ pub(crate) fn send_messages(
 /// What is ready without touching the socket.
 pub(crate) fn ready_now(conn: &Connection, condition: glib::IOCondition) -> glib::IOCondition {
     use glib::IOCondition as C;
-    let Ok(core) = conn.core() else { return C::ERR & condition };
+    let Ok(core) = conn.core() else {
+        return C::ERR & condition;
+    };
     let mut ready = C::empty();
     let outcome = core.handshake_outcome();
     if matches!(outcome, Some(Err(_))) {
@@ -110,7 +116,8 @@ pub(crate) fn ready_now(conn: &Connection, condition: glib::IOCondition) -> glib
         return condition & (C::IN | C::OUT) | C::ERR;
     }
     let engine = core.engine();
-    if condition.contains(C::IN) && (engine.has_incoming() || engine.pending_record_len().is_some()) {
+    if condition.contains(C::IN) && (engine.has_incoming() || engine.pending_record_len().is_some())
+    {
         ready |= C::IN;
     }
     let connected = matches!(outcome, Some(Ok(())));
@@ -129,10 +136,15 @@ pub(crate) fn ready_now(conn: &Connection, condition: glib::IOCondition) -> glib
 }
 
 fn engine_timer_expired(conn: &Connection) -> bool {
-    conn.core().map(|c| c.engine().timeout().is_some_and(|t| t.is_zero())).unwrap_or(false)
+    conn.core()
+        .map(|c| c.engine().timeout().is_some_and(|t| t.is_zero()))
+        .unwrap_or(false)
 }
 
-pub(crate) fn condition_check(conn: &Connection, condition: glib::IOCondition) -> glib::IOCondition {
+pub(crate) fn condition_check(
+    conn: &Connection,
+    condition: glib::IOCondition,
+) -> glib::IOCondition {
     let ready = ready_now(conn, condition);
     if !ready.is_empty() || !condition.contains(glib::IOCondition::IN) {
         return ready;
@@ -160,14 +172,25 @@ pub(crate) fn condition_wait(
             return Ok(());
         }
         let until = match deadline {
-            Deadline::Now => return Err(error::io(gio::IOErrorEnum::TimedOut, "Socket I/O timed out")),
+            Deadline::Now => {
+                return Err(error::io(
+                    gio::IOErrorEnum::TimedOut,
+                    "Socket I/O timed out",
+                ))
+            }
             Deadline::At(t) if std::time::Instant::now() >= t => {
-                return Err(error::io(gio::IOErrorEnum::TimedOut, "Socket I/O timed out"))
+                return Err(error::io(
+                    gio::IOErrorEnum::TimedOut,
+                    "Socket I/O timed out",
+                ))
             }
             Deadline::At(t) => Some(t),
             Deadline::Never => None,
         };
-        let timer = core.engine().timeout().map(|t| std::time::Instant::now() + t);
+        let timer = core
+            .engine()
+            .timeout()
+            .map(|t| std::time::Instant::now() + t);
         let until = super::core::earliest(until, timer);
         super::io::wait(core.base(), glib::IOCondition::IN, until, cancellable)?;
     }

@@ -197,7 +197,9 @@ fn base_context(
                 .create(true)
                 .append(true)
                 .open(&path)
-                .map_err(|e| EngineError::Config(format!("SSLKEYLOGFILE {}: {e}", path.display())))?,
+                .map_err(|e| {
+                    EngineError::Config(format!("SSLKEYLOGFILE {}: {e}", path.display()))
+                })?,
         );
         builder.set_keylog_callback(move |_, line| {
             use std::io::Write;

@@ -29,7 +29,12 @@ pub(crate) fn start(conn: Connection, cancellable: Option<gio::Cancellable>, don
     };
     match core.try_claim() {
         TryClaim::Finished(r) => done.complete(r),
-        TryClaim::Claimed => step(Pending { conn, cancellable, done, sources: Vec::new() }),
+        TryClaim::Claimed => step(Pending {
+            conn,
+            cancellable,
+            done,
+            sources: Vec::new(),
+        }),
         TryClaim::Busy => {
             // Another thread drives it: wait for its outcome off this context.
             std::thread::spawn(move || {
@@ -60,11 +65,15 @@ fn step(mut p: Pending) {
     }
     let (conn, cancellable) = (p.conn.clone(), p.cancellable.clone());
     match conn.prepare(core).and_then(|_| core.handshake_step()) {
-        Ok(Step::Done) => conn.complete_handshake_async(cancellable.as_ref(), move |r| finish(p, r)),
-        Ok(Step::WantCertificate) => conn.request_certificate_async(cancellable.as_ref(), move |r| match r {
-            Ok(()) => step(p),
-            Err(e) => finish(p, Err(e)),
-        }),
+        Ok(Step::Done) => {
+            conn.complete_handshake_async(cancellable.as_ref(), move |r| finish(p, r))
+        }
+        Ok(Step::WantCertificate) => {
+            conn.request_certificate_async(cancellable.as_ref(), move |r| match r {
+                Ok(()) => step(p),
+                Err(e) => finish(p, Err(e)),
+            })
+        }
         Ok(Step::Wait(w)) => wait(p, w),
         Err(e) => finish(p, Err(e)),
     }
@@ -73,7 +82,11 @@ fn step(mut p: Pending) {
 /// Attaches the sources that wake the next step; the first to fire wins.
 fn wait(p: Pending, w: Wait) {
     let ctx = glib::MainContext::ref_thread_default();
-    let base = p.conn.core().map(|c| c.base().clone()).expect("initialised");
+    let base = p
+        .conn
+        .core()
+        .map(|c| c.base().clone())
+        .expect("initialised");
     let cancellable = p.cancellable.clone();
     let slot: Rc<RefCell<Option<Pending>>> = Rc::new(RefCell::new(None));
     let fire = {
@@ -86,18 +99,29 @@ fn wait(p: Pending, w: Wait) {
     };
     let mut sources = Vec::new();
     let f = fire.clone();
-    let s = base.create_source(w.condition | glib::IOCondition::ERR | glib::IOCondition::HUP, cancellable.as_ref(), None, glib::Priority::DEFAULT, move |_, _| {
-        f();
-        glib::ControlFlow::Break
-    });
+    let s = base.create_source(
+        w.condition | glib::IOCondition::ERR | glib::IOCondition::HUP,
+        cancellable.as_ref(),
+        None,
+        glib::Priority::DEFAULT,
+        move |_, _| {
+            f();
+            glib::ControlFlow::Break
+        },
+    );
     s.attach(Some(&ctx));
     sources.push(s);
     if let Some(deadline) = w.deadline {
         let f = ThreadGuard::new(fire.clone());
-        let s = glib::timeout_source_new(deadline.saturating_duration_since(Instant::now()), None, glib::Priority::DEFAULT, move || {
-            (f.get_ref())();
-            glib::ControlFlow::Break
-        });
+        let s = glib::timeout_source_new(
+            deadline.saturating_duration_since(Instant::now()),
+            None,
+            glib::Priority::DEFAULT,
+            move || {
+                (f.get_ref())();
+                glib::ControlFlow::Break
+            },
+        );
         s.attach(Some(&ctx));
         sources.push(s);
     }

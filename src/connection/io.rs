@@ -14,8 +14,14 @@ pub const MAX_DATAGRAM: usize = 65_536;
 
 /// Receives one datagram into `buf` without blocking: `Ok(None)` when
 /// none is queued.
-pub fn try_receive(base: &gio::DatagramBased, buf: &mut [u8]) -> Result<Option<usize>, glib::Error> {
-    let mut vector = gio::ffi::GInputVector { buffer: buf.as_mut_ptr() as *mut _, size: buf.len() };
+pub fn try_receive(
+    base: &gio::DatagramBased,
+    buf: &mut [u8],
+) -> Result<Option<usize>, glib::Error> {
+    let mut vector = gio::ffi::GInputVector {
+        buffer: buf.as_mut_ptr() as *mut _,
+        size: buf.len(),
+    };
     let mut message = gio::ffi::GInputMessage {
         address: std::ptr::null_mut(),
         vectors: &mut vector,
@@ -48,11 +54,18 @@ pub fn try_receive(base: &gio::DatagramBased, buf: &mut [u8]) -> Result<Option<u
 ///
 /// # Safety
 /// When `n < 0`, `error` is the GError GIO set, which we take.
-unsafe fn count_or_would_block(n: i32, error: *mut glib::ffi::GError) -> Result<Option<()>, glib::Error> {
+unsafe fn count_or_would_block(
+    n: i32,
+    error: *mut glib::ffi::GError,
+) -> Result<Option<()>, glib::Error> {
     if n < 0 {
         // SAFETY: per the contract.
         let e: glib::Error = unsafe { from_glib_full(error) };
-        return if e.matches(gio::IOErrorEnum::WouldBlock) { Ok(None) } else { Err(e) };
+        return if e.matches(gio::IOErrorEnum::WouldBlock) {
+            Ok(None)
+        } else {
+            Err(e)
+        };
     }
     Ok((n == 1).then_some(()))
 }
@@ -60,7 +73,10 @@ unsafe fn count_or_would_block(n: i32, error: *mut glib::ffi::GError) -> Result<
 /// Sends one datagram without blocking: `Ok(false)` when the socket would
 /// block (the caller waits for `G_IO_OUT` and retries).
 pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Error> {
-    let vector = gio::ffi::GOutputVector { buffer: data.as_ptr() as *const _, size: data.len() };
+    let vector = gio::ffi::GOutputVector {
+        buffer: data.as_ptr() as *const _,
+        size: data.len(),
+    };
     let mut message = gio::ffi::GOutputMessage {
         address: std::ptr::null_mut(),
         vectors: &vector as *const _ as *mut _,
@@ -115,7 +131,13 @@ pub fn wait(
     }
     WAIT_CONTEXT.with(|ctx| {
         let woken = Arc::new(AtomicU8::new(NOT_YET));
-        let source = watch(base, condition, cancellable, &woken, glib::ControlFlow::Break);
+        let source = watch(
+            base,
+            condition,
+            cancellable,
+            &woken,
+            glib::ControlFlow::Break,
+        );
         source.attach(Some(ctx));
         let result = run_until_woken(ctx, &woken, deadline, cancellable);
         source.destroy();
@@ -160,15 +182,21 @@ fn run_until_woken(
 ) -> Result<Woken, glib::Error> {
     let timer = deadline.map(|d| {
         let w = woken.clone();
-        let source = glib::timeout_source_new(d.saturating_duration_since(Instant::now()), None, glib::Priority::DEFAULT, move || {
-            w.store(DEADLINE, Ordering::Relaxed);
-            glib::ControlFlow::Break
-        });
+        let source = glib::timeout_source_new(
+            d.saturating_duration_since(Instant::now()),
+            None,
+            glib::Priority::DEFAULT,
+            move || {
+                w.store(DEADLINE, Ordering::Relaxed);
+                glib::ControlFlow::Break
+            },
+        );
         source.attach(Some(ctx));
         source
     });
     let cancel_source = cancellable.map(|c| cancellable_source(c, ctx));
-    while woken.load(Ordering::Relaxed) == NOT_YET && !cancellable.is_some_and(|c| c.is_cancelled()) {
+    while woken.load(Ordering::Relaxed) == NOT_YET && !cancellable.is_some_and(|c| c.is_cancelled())
+    {
         ctx.iteration(true);
     }
     if let Some(t) = timer {
@@ -180,7 +208,11 @@ fn run_until_woken(
     if let Some(c) = cancellable {
         c.set_error_if_cancelled()?;
     }
-    Ok(if woken.load(Ordering::Relaxed) == DEADLINE { Woken::Deadline } else { Woken::Ready })
+    Ok(if woken.load(Ordering::Relaxed) == DEADLINE {
+        Woken::Deadline
+    } else {
+        Woken::Ready
+    })
 }
 
 /// A source that wakes `ctx` when `c` is cancelled (a cancellable source
@@ -192,7 +224,10 @@ fn cancellable_source(c: &gio::Cancellable, ctx: &glib::MainContext) -> glib::So
 }
 
 /// An unattached source that calls `func` when `c` is cancelled.
-pub fn on_cancelled<F: FnMut() -> glib::ControlFlow + 'static>(c: &gio::Cancellable, func: F) -> glib::Source {
+pub fn on_cancelled<F: FnMut() -> glib::ControlFlow + 'static>(
+    c: &gio::Cancellable,
+    func: F,
+) -> glib::Source {
     unsafe extern "C" fn trampoline<F: FnMut() -> glib::ControlFlow + 'static>(
         _c: *mut gio::ffi::GCancellable,
         data: glib::ffi::gpointer,
@@ -212,12 +247,17 @@ pub fn on_cancelled<F: FnMut() -> glib::ControlFlow + 'static>(c: &gio::Cancella
     // the destroy notify.
     unsafe {
         let raw = gio::ffi::g_cancellable_source_new(c.to_glib_none().0);
-        let func_ptr: unsafe extern "C" fn(*mut gio::ffi::GCancellable, glib::ffi::gpointer) -> glib::ffi::gboolean =
-            trampoline::<F>;
+        let func_ptr: unsafe extern "C" fn(
+            *mut gio::ffi::GCancellable,
+            glib::ffi::gpointer,
+        ) -> glib::ffi::gboolean = trampoline::<F>;
         glib::ffi::g_source_set_callback(
             raw,
             Some(std::mem::transmute::<
-                unsafe extern "C" fn(*mut gio::ffi::GCancellable, glib::ffi::gpointer) -> glib::ffi::gboolean,
+                unsafe extern "C" fn(
+                    *mut gio::ffi::GCancellable,
+                    glib::ffi::gpointer,
+                ) -> glib::ffi::gboolean,
                 unsafe extern "C" fn(glib::ffi::gpointer) -> glib::ffi::gboolean,
             >(func_ptr)),
             Box::into_raw(Box::new(func)) as glib::ffi::gpointer,
@@ -246,18 +286,31 @@ impl Waiter {
     pub fn new(base: &gio::DatagramBased) -> Waiter {
         let ctx = glib::MainContext::new();
         let fired = Arc::new(AtomicU8::new(NOT_YET));
-        let source = watch(base, glib::IOCondition::IN, None, &fired, glib::ControlFlow::Continue);
+        let source = watch(
+            base,
+            glib::IOCondition::IN,
+            None,
+            &fired,
+            glib::ControlFlow::Continue,
+        );
         source.attach(Some(&ctx));
         Waiter { ctx, fired, source }
     }
 
     /// Like [`wait`] for `G_IO_IN`.
-    pub fn wait_in(&self, deadline: Option<Instant>, cancellable: Option<&gio::Cancellable>) -> Result<Woken, glib::Error> {
+    pub fn wait_in(
+        &self,
+        deadline: Option<Instant>,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<Woken, glib::Error> {
         if let Some(c) = cancellable {
             c.set_error_if_cancelled()?;
         }
         let _owner = self.ctx.acquire().map_err(|_| {
-            crate::error::io(gio::IOErrorEnum::Busy, "The connection's wait context is in use by another thread")
+            crate::error::io(
+                gio::IOErrorEnum::Busy,
+                "The connection's wait context is in use by another thread",
+            )
         })?;
         self.fired.store(NOT_YET, Ordering::Relaxed);
         run_until_woken(&self.ctx, &self.fired, deadline, cancellable)

@@ -89,7 +89,9 @@ pub fn connection_properties() -> Vec<glib::ParamSpec> {
     props.push(
         glib::ParamSpecUInt::builder("mtu")
             .nick("MTU")
-            .blurb("Largest datagram the connection sends, in bytes (IP and UDP headers not included)")
+            .blurb(
+                "Largest datagram the connection sends, in bytes (IP and UDP headers not included)",
+            )
             .minimum(super::engine::MIN_MTU)
             .maximum(65_507)
             .default_value(DEFAULT_MTU)
@@ -114,7 +116,12 @@ pub fn accepted_cas_value(cas: &[Vec<u8>]) -> glib::Value {
 
 pub fn protocols_value(p: &Option<Vec<String>>) -> glib::Value {
     match p {
-        Some(v) => glib::StrV::from(v.iter().map(|s| glib::GString::from(s.as_str())).collect::<Vec<_>>()).to_value(),
+        Some(v) => glib::StrV::from(
+            v.iter()
+                .map(|s| glib::GString::from(s.as_str()))
+                .collect::<Vec<_>>(),
+        )
+        .to_value(),
         None => glib::Value::from_type(glib::StrV::static_type()),
     }
 }

@@ -28,7 +28,12 @@ struct DtlsSource {
 /// `source` is a live DtlsSource.
 unsafe fn connection(source: *mut GSource) -> glib::translate::Borrowed<Connection> {
     // SAFETY: per the contract; `conn` holds a strong reference.
-    unsafe { from_glib_borrow((*(source as *mut DtlsSource)).conn as *mut <Connection as glib::object::ObjectType>::GlibType) }
+    unsafe {
+        from_glib_borrow(
+            (*(source as *mut DtlsSource)).conn
+                as *mut <Connection as glib::object::ObjectType>::GlibType,
+        )
+    }
 }
 
 fn condition_of(source: *mut GSource) -> glib::IOCondition {
@@ -63,12 +68,20 @@ unsafe extern "C" fn check(source: *mut GSource) -> gboolean {
     .into_glib()
 }
 
-unsafe extern "C" fn dispatch(source: *mut GSource, callback: GSourceFunc, user_data: gpointer) -> gboolean {
-    let Some(callback) = callback else { return glib::ffi::G_SOURCE_REMOVE };
+unsafe extern "C" fn dispatch(
+    source: *mut GSource,
+    callback: GSourceFunc,
+    user_data: gpointer,
+) -> gboolean {
+    let Some(callback) = callback else {
+        return glib::ffi::G_SOURCE_REMOVE;
+    };
     // SAFETY: callbacks of datagram sources are GDatagramBasedSourceFunc,
     // stored as GSourceFunc by g_source_set_callback.
     let func: gio::ffi::GDatagramBasedSourceFunc = unsafe { std::mem::transmute(callback) };
-    let Some(func) = func else { return glib::ffi::G_SOURCE_REMOVE };
+    let Some(func) = func else {
+        return glib::ffi::G_SOURCE_REMOVE;
+    };
     let (conn_ptr, wanted) = {
         // SAFETY: our live source.
         let s = unsafe { &*(source as *mut DtlsSource) };
@@ -82,10 +95,20 @@ unsafe extern "C" fn dispatch(source: *mut GSource, callback: GSourceFunc, user_
     // A wake-up from the socket or the timer with nothing decided yet is
     // reported as the condition asked for: the callback's operation then
     // makes progress or answers WOULD_BLOCK, as GIO allows.
-    let reported = if ready.is_empty() { wanted } else { ready.into_glib() & (wanted | glib::ffi::G_IO_ERR | glib::ffi::G_IO_HUP) };
+    let reported = if ready.is_empty() {
+        wanted
+    } else {
+        ready.into_glib() & (wanted | glib::ffi::G_IO_ERR | glib::ffi::G_IO_HUP)
+    };
     // SAFETY: calling the application's callback with the connection it
     // created the source on.
-    unsafe { func(conn_ptr as *mut gio::ffi::GDatagramBased, reported, user_data) }
+    unsafe {
+        func(
+            conn_ptr as *mut gio::ffi::GDatagramBased,
+            reported,
+            user_data,
+        )
+    }
 }
 
 unsafe extern "C" fn finalize(source: *mut GSource) {
@@ -112,12 +135,17 @@ static FUNCS: GSourceFuncs = GSourceFuncs {
 };
 
 /// A new, unattached source for `condition` on `conn`.
-pub(crate) fn new(conn: &Connection, condition: glib::IOCondition, cancellable: Option<&gio::Cancellable>) -> glib::Source {
+pub(crate) fn new(
+    conn: &Connection,
+    condition: glib::IOCondition,
+    cancellable: Option<&gio::Cancellable>,
+) -> glib::Source {
     // SAFETY: g_source_new allocates a zeroed struct of our size whose head
     // is the GSource; FUNCS is static. We take a reference to the connection
     // released in finalize. Child sources are owned by the parent once added.
     unsafe {
-        let raw = glib::ffi::g_source_new(&FUNCS as *const _ as *mut _, size_of::<DtlsSource>() as u32);
+        let raw =
+            glib::ffi::g_source_new(&FUNCS as *const _ as *mut _, size_of::<DtlsSource>() as u32);
         let s = &mut *(raw as *mut DtlsSource);
         s.conn = glib::gobject_ffi::g_object_ref(conn.as_ptr() as *mut _) as *mut _;
         s.condition = condition.into_glib();
@@ -129,9 +157,14 @@ pub(crate) fn new(conn: &Connection, condition: glib::IOCondition, cancellable: 
                 glib::ffi::G_IO_IN | glib::ffi::G_IO_ERR | glib::ffi::G_IO_HUP,
                 cancellable.to_glib_none().0,
             );
-            type ChildFunc = unsafe extern "C" fn(*mut gio::ffi::GDatagramBased, glib::ffi::GIOCondition, gpointer) -> gboolean;
+            type ChildFunc = unsafe extern "C" fn(
+                *mut gio::ffi::GDatagramBased,
+                glib::ffi::GIOCondition,
+                gpointer,
+            ) -> gboolean;
             let func: ChildFunc = child_dispatch;
-            let func = std::mem::transmute::<ChildFunc, unsafe extern "C" fn(gpointer) -> gboolean>(func);
+            let func =
+                std::mem::transmute::<ChildFunc, unsafe extern "C" fn(gpointer) -> gboolean>(func);
             glib::ffi::g_source_set_callback(child, Some(func), std::ptr::null_mut(), None);
             glib::ffi::g_source_add_child_source(raw, child);
             glib::ffi::g_source_unref(child);

@@ -16,21 +16,30 @@ use crate::trust::{PURPOSE_CLIENT, PURPOSE_SERVER};
 /// this backend; otherwise that backend's, because its databases (e.g.
 /// glib-networking's GnuTLS one) only accept their own certificates, while
 /// ours accept any.
-pub(crate) fn certificate_chain(der: &[Vec<u8>]) -> Result<Option<gio::TlsCertificate>, glib::Error> {
+pub(crate) fn certificate_chain(
+    der: &[Vec<u8>],
+) -> Result<Option<gio::TlsCertificate>, glib::Error> {
     let ty = gio::TlsBackend::default().certificate_type();
     let mut issuer: Option<gio::TlsCertificate> = None;
     for d in der.iter().rev() {
-        let x509 = openssl::x509::X509::from_der(d).map_err(|e| error::bad_certificate("Peer sent an invalid certificate", &e))?;
-        let cert = if ty == Certificate::static_type() || !ty.is_a(gio::TlsCertificate::static_type()) {
-            Certificate::from_x509(x509, issuer.as_ref()).upcast()
-        } else {
-            gio::Initable::builder_with_type(ty)
-                .property("certificate", glib::ByteArray::from(d.as_slice()))
-                .property("issuer", issuer.clone())
-                .build(gio::Cancellable::NONE)?
-                .downcast::<gio::TlsCertificate>()
-                .map_err(|_| error::tls(gio::TlsError::BadCertificate, "The default TLS backend made no certificate"))?
-        };
+        let x509 = openssl::x509::X509::from_der(d)
+            .map_err(|e| error::bad_certificate("Peer sent an invalid certificate", &e))?;
+        let cert =
+            if ty == Certificate::static_type() || !ty.is_a(gio::TlsCertificate::static_type()) {
+                Certificate::from_x509(x509, issuer.as_ref()).upcast()
+            } else {
+                gio::Initable::builder_with_type(ty)
+                    .property("certificate", glib::ByteArray::from(d.as_slice()))
+                    .property("issuer", issuer.clone())
+                    .build(gio::Cancellable::NONE)?
+                    .downcast::<gio::TlsCertificate>()
+                    .map_err(|_| {
+                        error::tls(
+                            gio::TlsError::BadCertificate,
+                            "The default TLS backend made no certificate",
+                        )
+                    })?
+            };
         issuer = Some(cert);
     }
     Ok(issuer)
@@ -52,21 +61,42 @@ impl Request {
         Request {
             role,
             database: s.database.clone(),
-            identity: if role == Role::Client { s.server_identity.clone() } else { None },
+            identity: if role == Role::Client {
+                s.server_identity.clone()
+            } else {
+                None
+            },
             interaction: s.interaction.clone(),
-            purpose: if role == Role::Client { PURPOSE_SERVER } else { PURPOSE_CLIENT },
+            purpose: if role == Role::Client {
+                PURPOSE_SERVER
+            } else {
+                PURPOSE_CLIENT
+            },
         }
     }
 
     /// Whether the database may block (run it off the caller's context in
     /// the async handshake): any but ours, which verifies in memory.
     fn database_may_block(&self) -> bool {
-        self.database.as_ref().is_some_and(|db| !db.is::<crate::database::Database>())
+        self.database
+            .as_ref()
+            .is_some_and(|db| !db.is::<crate::database::Database>())
     }
 
-    fn verify_sync(&self, peer: &gio::TlsCertificate, cancellable: Option<&gio::Cancellable>) -> Option<Result<gio::TlsCertificateFlags, glib::Error>> {
+    fn verify_sync(
+        &self,
+        peer: &gio::TlsCertificate,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Option<Result<gio::TlsCertificateFlags, glib::Error>> {
         let db = self.database.as_ref()?;
-        Some(db.verify_chain(peer, self.purpose, self.identity.as_ref(), self.interaction.as_ref(), gio::TlsDatabaseVerifyFlags::NONE, cancellable))
+        Some(db.verify_chain(
+            peer,
+            self.purpose,
+            self.identity.as_ref(),
+            self.interaction.as_ref(),
+            gio::TlsDatabaseVerifyFlags::NONE,
+            cancellable,
+        ))
     }
 
     /// The flags GIO reports for `peer` given the database's answer (`None`:
@@ -84,12 +114,19 @@ impl Request {
             Some(Ok(f)) => f,
             Some(Err(e)) if e.matches(gio::IOErrorEnum::Cancelled) => return Err(e),
             Some(Err(e)) => {
-                glib::g_debug!(crate::LOG_DOMAIN, "{:?}: verify_chain failed: {}", conn.as_ptr(), e);
+                glib::g_debug!(
+                    crate::LOG_DOMAIN,
+                    "{:?}: verify_chain failed: {}",
+                    conn.as_ptr(),
+                    e
+                );
                 detail = Some(e.message().to_string());
                 F::GENERIC_ERROR
             }
             // No database: nothing is trusted, but dates and identity still count.
-            None => F::UNKNOWN_CA | peer.verify(self.identity.as_ref(), None::<&gio::TlsCertificate>),
+            None => {
+                F::UNKNOWN_CA | peer.verify(self.identity.as_ref(), None::<&gio::TlsCertificate>)
+            }
         };
         if self.role == Role::Client && self.identity.is_none() {
             flags |= F::BAD_IDENTITY;
@@ -100,7 +137,12 @@ impl Request {
 
 /// Records the verdict's flags and lets validation-flags and
 /// `accept-certificate` decide.
-fn decide(conn: &Connection, peer: &gio::TlsCertificate, errors: gio::TlsCertificateFlags, detail: Option<String>) -> Result<(), glib::Error> {
+fn decide(
+    conn: &Connection,
+    peer: &gio::TlsCertificate,
+    errors: gio::TlsCertificateFlags,
+    detail: Option<String>,
+) -> Result<(), glib::Error> {
     {
         let mut r = conn.results();
         r.peer_certificate = Some(peer.clone());
@@ -113,7 +155,12 @@ fn decide(conn: &Connection, peer: &gio::TlsCertificate, errors: gio::TlsCertifi
     if (errors & mask).is_empty() {
         return Ok(());
     }
-    glib::g_debug!(crate::LOG_DOMAIN, "{:?}: peer certificate errors {:?}: asking accept-certificate", conn.as_ptr(), errors);
+    glib::g_debug!(
+        crate::LOG_DOMAIN,
+        "{:?}: peer certificate errors {:?}: asking accept-certificate",
+        conn.as_ptr(),
+        errors
+    );
     // No lock is held here: handlers may call back into the connection.
     let accepted: bool = conn.emit_by_name("accept-certificate", &[peer, &errors]);
     if accepted {
@@ -123,22 +170,34 @@ fn decide(conn: &Connection, peer: &gio::TlsCertificate, errors: gio::TlsCertifi
             Some(d) => format!("{}: {d}", describe(errors)),
             None => describe(errors),
         };
-        Err(error::tls(gio::TlsError::BadCertificate, format!("Unacceptable TLS certificate ({why})")))
+        Err(error::tls(
+            gio::TlsError::BadCertificate,
+            format!("Unacceptable TLS certificate ({why})"),
+        ))
     }
 }
 
 /// A peer that sent no certificate: refused by a client, fine for a server.
 fn no_certificate(role: Role) -> Result<(), glib::Error> {
     match role {
-        Role::Client => Err(error::tls(gio::TlsError::BadCertificate, "The server sent no certificate")),
+        Role::Client => Err(error::tls(
+            gio::TlsError::BadCertificate,
+            "The server sent no certificate",
+        )),
         Role::Server => Ok(()),
     }
 }
 
 /// Verifies the peer after OpenSSL's handshake; `Err` rejects it.
-pub(crate) fn verify_peer(conn: &Connection, peer: Option<&gio::TlsCertificate>, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
+pub(crate) fn verify_peer(
+    conn: &Connection,
+    peer: Option<&gio::TlsCertificate>,
+    cancellable: Option<&gio::Cancellable>,
+) -> Result<(), glib::Error> {
     let req = Request::of(conn);
-    let Some(peer) = peer else { return no_certificate(req.role) };
+    let Some(peer) = peer else {
+        return no_certificate(req.role);
+    };
     let (errors, detail) = req.flags(conn, peer, req.verify_sync(peer, cancellable))?;
     decide(conn, peer, errors, detail)
 }
@@ -157,7 +216,8 @@ pub(crate) fn verify_peer_async<F: FnOnce(Result<(), glib::Error>) + 'static>(
         return done(verify_peer(conn, peer.as_ref(), cancellable));
     };
     let db = req.database.clone().expect("may block implies a database");
-    let (purpose, identity, interaction) = (req.purpose, req.identity.clone(), req.interaction.clone());
+    let (purpose, identity, interaction) =
+        (req.purpose, req.identity.clone(), req.interaction.clone());
     let conn = conn.clone();
     db.verify_chain_async(
         &peer.clone(),
@@ -167,7 +227,9 @@ pub(crate) fn verify_peer_async<F: FnOnce(Result<(), glib::Error>) + 'static>(
         gio::TlsDatabaseVerifyFlags::NONE,
         cancellable,
         move |answer| {
-            let verdict = req.flags(&conn, &peer, Some(answer)).and_then(|(errors, detail)| decide(&conn, &peer, errors, detail));
+            let verdict = req
+                .flags(&conn, &peer, Some(answer))
+                .and_then(|(errors, detail)| decide(&conn, &peer, errors, detail));
             done(verdict)
         },
     );
@@ -185,5 +247,10 @@ fn describe(flags: gio::TlsCertificateFlags) -> String {
         (F::INSECURE, "insecure"),
         (F::GENERIC_ERROR, "generic error"),
     ];
-    names.iter().filter(|(f, _)| flags.contains(*f)).map(|(_, n)| *n).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .filter(|(f, _)| flags.contains(*f))
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -21,7 +21,10 @@ glib::wrapper! {
 fn load_anchors(path: &std::path::Path) -> Result<Vec<X509>, glib::Error> {
     let data = glib::file_get_contents(path)?;
     let certs = X509::stack_from_pem(&data).map_err(|e| {
-        error::bad_certificate(&format!("Could not parse the certificates in {}", path.display()), &e)
+        error::bad_certificate(
+            &format!("Could not parse the certificates in {}", path.display()),
+            &e,
+        )
     })?;
     if certs.is_empty() {
         return Err(error::tls(
@@ -50,9 +53,10 @@ pub(crate) mod imp {
 
     impl ObjectImpl for FileDatabase {
         fn properties() -> &'static [glib::ParamSpec] {
-            static PROPS: std::sync::LazyLock<Vec<glib::ParamSpec>> = std::sync::LazyLock::new(|| {
-                vec![glib::ParamSpecOverride::for_interface::<gio::TlsFileDatabase>("anchors")]
-            });
+            static PROPS: std::sync::LazyLock<Vec<glib::ParamSpec>> =
+                std::sync::LazyLock::new(|| {
+                    vec![glib::ParamSpecOverride::for_interface::<gio::TlsFileDatabase>("anchors")]
+                });
             PROPS.as_ref()
         }
 

@@ -39,10 +39,18 @@ impl Database {
     pub fn system() -> Database {
         let db: Database = glib::Object::new();
         let store = TrustStore::system().unwrap_or_else(|e| {
-            glib::g_warning!(crate::LOG_DOMAIN, "could not load the system trust store: {}", error::reason(&e));
+            glib::g_warning!(
+                crate::LOG_DOMAIN,
+                "could not load the system trust store: {}",
+                error::reason(&e)
+            );
             TrustStore::from_anchors(Vec::new()).expect("an empty X509 store")
         });
-        glib::g_debug!(crate::LOG_DOMAIN, "system trust store: {} anchors", store.anchors().len());
+        glib::g_debug!(
+            crate::LOG_DOMAIN,
+            "system trust store: {} anchors",
+            store.anchors().len()
+        );
         db.set_store(store);
         db
     }
@@ -52,7 +60,9 @@ impl Database {
     }
 
     fn store(&self) -> &TrustStore {
-        self.imp().store.get_or_init(|| TrustStore::from_anchors(Vec::new()).expect("an empty X509 store"))
+        self.imp()
+            .store
+            .get_or_init(|| TrustStore::from_anchors(Vec::new()).expect("an empty X509 store"))
     }
 }
 
@@ -103,7 +113,9 @@ pub(crate) mod imp {
                 .obj()
                 .store()
                 .verify_connectable(&certs[0], &certs[1..], purpose, identity)
-                .map_err(|e| error::bad_certificate("Could not verify the certificate chain", &e))?;
+                .map_err(|e| {
+                    error::bad_certificate("Could not verify the certificate chain", &e)
+                })?;
             check_cancelled(cancellable)?;
             Ok(flags)
         }
@@ -123,7 +135,9 @@ pub(crate) mod imp {
             cancellable: Option<&gio::Cancellable>,
         ) -> Result<Option<gio::TlsCertificate>, glib::Error> {
             check_cancelled(cancellable)?;
-            let Some(hex) = handle.strip_prefix(HANDLE_PREFIX) else { return Ok(None) };
+            let Some(hex) = handle.strip_prefix(HANDLE_PREFIX) else {
+                return Ok(None);
+            };
             let found = self
                 .obj()
                 .store()
@@ -158,14 +172,22 @@ pub(crate) mod imp {
         ) -> Result<Vec<gio::TlsCertificate>, glib::Error> {
             check_cancelled(cancellable)?;
             let name = X509Name::from_der(issuer_raw_dn).map_err(|e| {
-                error::io(gio::IOErrorEnum::InvalidArgument, format!("Invalid distinguished name: {}", error::reason(&e)))
+                error::io(
+                    gio::IOErrorEnum::InvalidArgument,
+                    format!("Invalid distinguished name: {}", error::reason(&e)),
+                )
             })?;
             let found = self
                 .obj()
                 .store()
                 .anchors()
                 .iter()
-                .filter(|a| a.issuer_name().try_cmp(&name).map(|o| o.is_eq()).unwrap_or(false))
+                .filter(|a| {
+                    a.issuer_name()
+                        .try_cmp(&name)
+                        .map(|o| o.is_eq())
+                        .unwrap_or(false)
+                })
                 .map(|a| Certificate::from_x509(a.clone(), None).upcast())
                 .collect();
             Ok(found)

@@ -4,11 +4,13 @@
 
 use std::ffi::{c_char, c_int};
 
-use gio::ffi::{GAsyncReadyCallback, GAsyncResult, GCancellable, GDatagramBased, GSocketConnectable};
+use crate::iface::cancellable;
+use gio::ffi::{
+    GAsyncReadyCallback, GAsyncResult, GCancellable, GDatagramBased, GSocketConnectable,
+};
 use glib::ffi::{gboolean, gpointer, GBytes, GError};
 use glib::prelude::*;
 use glib::translate::*;
-use crate::iface::cancellable;
 
 use crate::client::ClientConnection;
 use crate::connection::Connection;
@@ -20,7 +22,10 @@ type CClient = <ClientConnection as glib::object::ObjectType>::GlibType;
 fn is_a(ptr: gpointer, ty: glib::Type) -> bool {
     // SAFETY: g_type_check_instance_is_a accepts any non-NULL instance
     // pointer; NULL is checked first.
-    !ptr.is_null() && unsafe { glib::gobject_ffi::g_type_check_instance_is_a(ptr as *mut _, ty.into_glib()) != 0 }
+    !ptr.is_null()
+        && unsafe {
+            glib::gobject_ffi::g_type_check_instance_is_a(ptr as *mut _, ty.into_glib()) != 0
+        }
 }
 
 fn is_connection(conn: *mut CConnection) -> bool {
@@ -53,17 +58,30 @@ pub unsafe extern "C" fn dtls_openssl_client_connection_new(
     );
     return_val_if_fail!(
         "dtls_openssl_client_connection_new",
-        server_identity.is_null() || is_a(server_identity as gpointer, gio::SocketConnectable::static_type()),
+        server_identity.is_null()
+            || is_a(
+                server_identity as gpointer,
+                gio::SocketConnectable::static_type()
+            ),
         "server_identity == NULL || G_IS_SOCKET_CONNECTABLE (server_identity)",
         std::ptr::null_mut()
     );
-    return_val_if_fail!("dtls_openssl_client_connection_new", error_ok(error), "error == NULL || *error == NULL", std::ptr::null_mut());
-    let result = crate::iface::guard("dtls_openssl_client_connection_new", Err(crate::iface::internal_error()), || {
-        // SAFETY: both checked above.
-        let (base, identity): (gio::DatagramBased, Option<gio::SocketConnectable>) =
-            unsafe { (from_glib_none(base_socket), from_glib_none(server_identity)) };
-        ClientConnection::new(&base, identity.as_ref())
-    });
+    return_val_if_fail!(
+        "dtls_openssl_client_connection_new",
+        error_ok(error),
+        "error == NULL || *error == NULL",
+        std::ptr::null_mut()
+    );
+    let result = crate::iface::guard(
+        "dtls_openssl_client_connection_new",
+        Err(crate::iface::internal_error()),
+        || {
+            // SAFETY: both checked above.
+            let (base, identity): (gio::DatagramBased, Option<gio::SocketConnectable>) =
+                unsafe { (from_glib_none(base_socket), from_glib_none(server_identity)) };
+            ClientConnection::new(&base, identity.as_ref())
+        },
+    );
     // SAFETY: `error` checked above.
     match unsafe { crate::iface::set_error(result.map(Some), error, None) } {
         Some(c) => c.into_glib_ptr(),
@@ -79,14 +97,39 @@ pub unsafe extern "C" fn dtls_openssl_connection_send_bytes(
     cancel: *mut GCancellable,
     error: *mut *mut GError,
 ) -> gboolean {
-    return_val_if_fail!("dtls_openssl_connection_send_bytes", is_connection(conn), "DTLS_OPENSSL_IS_CONNECTION (conn)", false.into_glib());
-    return_val_if_fail!("dtls_openssl_connection_send_bytes", !bytes.is_null(), "bytes != NULL", false.into_glib());
-    return_val_if_fail!("dtls_openssl_connection_send_bytes", error_ok(error), "error == NULL || *error == NULL", false.into_glib());
-    let result = crate::iface::guard("dtls_openssl_connection_send_bytes", Err(crate::iface::internal_error()), || {
-        // SAFETY: all checked above.
-        let (c, b, cancellable): (_, glib::Bytes, _) = unsafe { (borrow_conn(conn), from_glib_none(bytes), cancellable(cancel)) };
-        c.send_bytes(&b, timeout_us, cancellable.as_ref())
-    });
+    return_val_if_fail!(
+        "dtls_openssl_connection_send_bytes",
+        is_connection(conn),
+        "DTLS_OPENSSL_IS_CONNECTION (conn)",
+        false.into_glib()
+    );
+    return_val_if_fail!(
+        "dtls_openssl_connection_send_bytes",
+        !bytes.is_null(),
+        "bytes != NULL",
+        false.into_glib()
+    );
+    return_val_if_fail!(
+        "dtls_openssl_connection_send_bytes",
+        error_ok(error),
+        "error == NULL || *error == NULL",
+        false.into_glib()
+    );
+    let result = crate::iface::guard(
+        "dtls_openssl_connection_send_bytes",
+        Err(crate::iface::internal_error()),
+        || {
+            // SAFETY: all checked above.
+            let (c, b, cancellable): (_, glib::Bytes, _) = unsafe {
+                (
+                    borrow_conn(conn),
+                    from_glib_none(bytes),
+                    cancellable(cancel),
+                )
+            };
+            c.send_bytes(&b, timeout_us, cancellable.as_ref())
+        },
+    );
     // SAFETY: `error` checked above.
     unsafe { crate::iface::set_error(result.map(|_| true), error, false) }.into_glib()
 }
@@ -99,13 +142,27 @@ pub unsafe extern "C" fn dtls_openssl_connection_receive_bytes(
     cancel: *mut GCancellable,
     error: *mut *mut GError,
 ) -> *mut GBytes {
-    return_val_if_fail!("dtls_openssl_connection_receive_bytes", is_connection(conn), "DTLS_OPENSSL_IS_CONNECTION (conn)", std::ptr::null_mut());
-    return_val_if_fail!("dtls_openssl_connection_receive_bytes", error_ok(error), "error == NULL || *error == NULL", std::ptr::null_mut());
-    let result = crate::iface::guard("dtls_openssl_connection_receive_bytes", Err(crate::iface::internal_error()), || {
-        // SAFETY: checked above.
-        let (c, cancellable) = unsafe { (borrow_conn(conn), cancellable(cancel)) };
-        c.receive_bytes(max_size, timeout_us, cancellable.as_ref())
-    });
+    return_val_if_fail!(
+        "dtls_openssl_connection_receive_bytes",
+        is_connection(conn),
+        "DTLS_OPENSSL_IS_CONNECTION (conn)",
+        std::ptr::null_mut()
+    );
+    return_val_if_fail!(
+        "dtls_openssl_connection_receive_bytes",
+        error_ok(error),
+        "error == NULL || *error == NULL",
+        std::ptr::null_mut()
+    );
+    let result = crate::iface::guard(
+        "dtls_openssl_connection_receive_bytes",
+        Err(crate::iface::internal_error()),
+        || {
+            // SAFETY: checked above.
+            let (c, cancellable) = unsafe { (borrow_conn(conn), cancellable(cancel)) };
+            c.receive_bytes(max_size, timeout_us, cancellable.as_ref())
+        },
+    );
     // SAFETY: `error` checked above.
     match unsafe { crate::iface::set_error(result.map(Some), error, None) } {
         Some(b) => b.into_glib_ptr(),
@@ -122,16 +179,41 @@ pub unsafe extern "C" fn dtls_openssl_connection_send_bytes_async(
     callback: GAsyncReadyCallback,
     user_data: gpointer,
 ) {
-    return_if_fail!("dtls_openssl_connection_send_bytes_async", is_connection(conn), "DTLS_OPENSSL_IS_CONNECTION (conn)");
-    return_if_fail!("dtls_openssl_connection_send_bytes_async", !bytes.is_null(), "bytes != NULL");
+    return_if_fail!(
+        "dtls_openssl_connection_send_bytes_async",
+        is_connection(conn),
+        "DTLS_OPENSSL_IS_CONNECTION (conn)"
+    );
+    return_if_fail!(
+        "dtls_openssl_connection_send_bytes_async",
+        !bytes.is_null(),
+        "bytes != NULL"
+    );
     // SAFETY: checked above; the tag is this function's address.
     let done = unsafe {
-        Completion::new(conn as *mut _, cancel, callback, user_data, dtls_openssl_connection_send_bytes_async as gpointer)
+        Completion::new(
+            conn as *mut _,
+            cancel,
+            callback,
+            user_data,
+            dtls_openssl_connection_send_bytes_async as gpointer,
+        )
     };
     crate::iface::guard("dtls_openssl_connection_send_bytes_async", (), move || {
         // SAFETY: checked above.
-        let (c, b, cancellable): (_, glib::Bytes, _) = unsafe { (borrow_conn(conn), from_glib_none(bytes), cancellable(cancel)) };
-        c.send_bytes_async(b, unsafe { from_glib(io_priority) }, cancellable.as_ref(), move |r| done.complete(r));
+        let (c, b, cancellable): (_, glib::Bytes, _) = unsafe {
+            (
+                borrow_conn(conn),
+                from_glib_none(bytes),
+                cancellable(cancel),
+            )
+        };
+        c.send_bytes_async(
+            b,
+            unsafe { from_glib(io_priority) },
+            cancellable.as_ref(),
+            move |r| done.complete(r),
+        );
     });
 }
 
@@ -141,15 +223,31 @@ pub unsafe extern "C" fn dtls_openssl_connection_send_bytes_finish(
     result: *mut GAsyncResult,
     error: *mut *mut GError,
 ) -> gboolean {
-    return_val_if_fail!("dtls_openssl_connection_send_bytes_finish", is_connection(conn), "DTLS_OPENSSL_IS_CONNECTION (conn)", false.into_glib());
+    return_val_if_fail!(
+        "dtls_openssl_connection_send_bytes_finish",
+        is_connection(conn),
+        "DTLS_OPENSSL_IS_CONNECTION (conn)",
+        false.into_glib()
+    );
     return_val_if_fail!(
         "dtls_openssl_connection_send_bytes_finish",
         // SAFETY: g_task_is_valid accepts any pointer to a GAsyncResult.
-        unsafe { task::is_task_of(result, conn as gpointer, dtls_openssl_connection_send_bytes_async as gpointer) },
+        unsafe {
+            task::is_task_of(
+                result,
+                conn as gpointer,
+                dtls_openssl_connection_send_bytes_async as gpointer,
+            )
+        },
         "g_task_is_valid (result, conn)",
         false.into_glib()
     );
-    return_val_if_fail!("dtls_openssl_connection_send_bytes_finish", error_ok(error), "error == NULL || *error == NULL", false.into_glib());
+    return_val_if_fail!(
+        "dtls_openssl_connection_send_bytes_finish",
+        error_ok(error),
+        "error == NULL || *error == NULL",
+        false.into_glib()
+    );
     // SAFETY: a task of ours, checked above.
     unsafe { task::finish_boolean(result, error) }
 }
@@ -163,16 +261,35 @@ pub unsafe extern "C" fn dtls_openssl_connection_receive_bytes_async(
     callback: GAsyncReadyCallback,
     user_data: gpointer,
 ) {
-    return_if_fail!("dtls_openssl_connection_receive_bytes_async", is_connection(conn), "DTLS_OPENSSL_IS_CONNECTION (conn)");
+    return_if_fail!(
+        "dtls_openssl_connection_receive_bytes_async",
+        is_connection(conn),
+        "DTLS_OPENSSL_IS_CONNECTION (conn)"
+    );
     // SAFETY: checked above; the tag is this function's address.
     let done = unsafe {
-        Completion::new(conn as *mut _, cancel, callback, user_data, dtls_openssl_connection_receive_bytes_async as gpointer)
+        Completion::new(
+            conn as *mut _,
+            cancel,
+            callback,
+            user_data,
+            dtls_openssl_connection_receive_bytes_async as gpointer,
+        )
     };
-    crate::iface::guard("dtls_openssl_connection_receive_bytes_async", (), move || {
-        // SAFETY: checked above.
-        let (c, cancellable) = unsafe { (borrow_conn(conn), cancellable(cancel)) };
-        c.receive_bytes_async(max_size, unsafe { from_glib(io_priority) }, cancellable.as_ref(), move |r| done.complete_bytes(r));
-    });
+    crate::iface::guard(
+        "dtls_openssl_connection_receive_bytes_async",
+        (),
+        move || {
+            // SAFETY: checked above.
+            let (c, cancellable) = unsafe { (borrow_conn(conn), cancellable(cancel)) };
+            c.receive_bytes_async(
+                max_size,
+                unsafe { from_glib(io_priority) },
+                cancellable.as_ref(),
+                move |r| done.complete_bytes(r),
+            );
+        },
+    );
 }
 
 #[unsafe(no_mangle)]
@@ -181,46 +298,92 @@ pub unsafe extern "C" fn dtls_openssl_connection_receive_bytes_finish(
     result: *mut GAsyncResult,
     error: *mut *mut GError,
 ) -> *mut GBytes {
-    return_val_if_fail!("dtls_openssl_connection_receive_bytes_finish", is_connection(conn), "DTLS_OPENSSL_IS_CONNECTION (conn)", std::ptr::null_mut());
+    return_val_if_fail!(
+        "dtls_openssl_connection_receive_bytes_finish",
+        is_connection(conn),
+        "DTLS_OPENSSL_IS_CONNECTION (conn)",
+        std::ptr::null_mut()
+    );
     return_val_if_fail!(
         "dtls_openssl_connection_receive_bytes_finish",
         // SAFETY: g_task_is_valid accepts any pointer to a GAsyncResult.
-        unsafe { task::is_task_of(result, conn as gpointer, dtls_openssl_connection_receive_bytes_async as gpointer) },
+        unsafe {
+            task::is_task_of(
+                result,
+                conn as gpointer,
+                dtls_openssl_connection_receive_bytes_async as gpointer,
+            )
+        },
         "g_task_is_valid (result, conn)",
         std::ptr::null_mut()
     );
-    return_val_if_fail!("dtls_openssl_connection_receive_bytes_finish", error_ok(error), "error == NULL || *error == NULL", std::ptr::null_mut());
+    return_val_if_fail!(
+        "dtls_openssl_connection_receive_bytes_finish",
+        error_ok(error),
+        "error == NULL || *error == NULL",
+        std::ptr::null_mut()
+    );
     // SAFETY: a task of ours, checked above.
     unsafe { task::finish_bytes(result, error) }
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dtls_openssl_connection_get_mtu(conn: *mut CConnection) -> u32 {
-    return_val_if_fail!("dtls_openssl_connection_get_mtu", is_connection(conn), "DTLS_OPENSSL_IS_CONNECTION (conn)", 0);
+    return_val_if_fail!(
+        "dtls_openssl_connection_get_mtu",
+        is_connection(conn),
+        "DTLS_OPENSSL_IS_CONNECTION (conn)",
+        0
+    );
     // SAFETY: checked above.
-    crate::iface::guard("dtls_openssl_connection_get_mtu", 0, || unsafe { borrow_conn(conn) }.mtu())
+    crate::iface::guard("dtls_openssl_connection_get_mtu", 0, || {
+        unsafe { borrow_conn(conn) }.mtu()
+    })
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn dtls_openssl_connection_set_mtu(conn: *mut CConnection, mtu: u32) {
-    return_if_fail!("dtls_openssl_connection_set_mtu", is_connection(conn), "DTLS_OPENSSL_IS_CONNECTION (conn)");
+    return_if_fail!(
+        "dtls_openssl_connection_set_mtu",
+        is_connection(conn),
+        "DTLS_OPENSSL_IS_CONNECTION (conn)"
+    );
     return_if_fail!(
         "dtls_openssl_connection_set_mtu",
         (crate::connection::engine::MIN_MTU..=65_507).contains(&mtu),
         "mtu >= 256 && mtu <= 65507"
     );
     // SAFETY: checked above.
-    crate::iface::guard("dtls_openssl_connection_set_mtu", (), || unsafe { borrow_conn(conn) }.set_mtu(mtu))
+    crate::iface::guard("dtls_openssl_connection_set_mtu", (), || {
+        unsafe { borrow_conn(conn) }.set_mtu(mtu)
+    })
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dtls_openssl_connection_get_max_payload(conn: *mut CConnection, error: *mut *mut GError) -> usize {
-    return_val_if_fail!("dtls_openssl_connection_get_max_payload", is_connection(conn), "DTLS_OPENSSL_IS_CONNECTION (conn)", 0);
-    return_val_if_fail!("dtls_openssl_connection_get_max_payload", error_ok(error), "error == NULL || *error == NULL", 0);
-    let result = crate::iface::guard("dtls_openssl_connection_get_max_payload", Err(crate::iface::internal_error()), || {
-        // SAFETY: checked above.
-        unsafe { borrow_conn(conn) }.max_payload()
-    });
+pub unsafe extern "C" fn dtls_openssl_connection_get_max_payload(
+    conn: *mut CConnection,
+    error: *mut *mut GError,
+) -> usize {
+    return_val_if_fail!(
+        "dtls_openssl_connection_get_max_payload",
+        is_connection(conn),
+        "DTLS_OPENSSL_IS_CONNECTION (conn)",
+        0
+    );
+    return_val_if_fail!(
+        "dtls_openssl_connection_get_max_payload",
+        error_ok(error),
+        "error == NULL || *error == NULL",
+        0
+    );
+    let result = crate::iface::guard(
+        "dtls_openssl_connection_get_max_payload",
+        Err(crate::iface::internal_error()),
+        || {
+            // SAFETY: checked above.
+            unsafe { borrow_conn(conn) }.max_payload()
+        },
+    );
     // SAFETY: `error` checked above.
     unsafe { crate::iface::set_error(result, error, 0) }
 }
@@ -233,16 +396,46 @@ pub unsafe extern "C" fn dtls_openssl_connection_export_keying_material(
     length: usize,
     error: *mut *mut GError,
 ) -> *mut GBytes {
-    return_val_if_fail!("dtls_openssl_connection_export_keying_material", is_connection(conn), "DTLS_OPENSSL_IS_CONNECTION (conn)", std::ptr::null_mut());
-    return_val_if_fail!("dtls_openssl_connection_export_keying_material", !label.is_null(), "label != NULL", std::ptr::null_mut());
-    return_val_if_fail!("dtls_openssl_connection_export_keying_material", length > 0, "length > 0", std::ptr::null_mut());
-    return_val_if_fail!("dtls_openssl_connection_export_keying_material", error_ok(error), "error == NULL || *error == NULL", std::ptr::null_mut());
-    let result = crate::iface::guard("dtls_openssl_connection_export_keying_material", Err(crate::iface::internal_error()), || {
-        // SAFETY: checked above; `context` is NULL or a GBytes.
-        let (c, label, ctx): (_, glib::GString, Option<glib::Bytes>) =
-            unsafe { (borrow_conn(conn), from_glib_none(label), from_glib_none(context)) };
-        c.export_keying_material(&label, ctx.as_deref(), length).map(glib::Bytes::from_owned)
-    });
+    return_val_if_fail!(
+        "dtls_openssl_connection_export_keying_material",
+        is_connection(conn),
+        "DTLS_OPENSSL_IS_CONNECTION (conn)",
+        std::ptr::null_mut()
+    );
+    return_val_if_fail!(
+        "dtls_openssl_connection_export_keying_material",
+        !label.is_null(),
+        "label != NULL",
+        std::ptr::null_mut()
+    );
+    return_val_if_fail!(
+        "dtls_openssl_connection_export_keying_material",
+        length > 0,
+        "length > 0",
+        std::ptr::null_mut()
+    );
+    return_val_if_fail!(
+        "dtls_openssl_connection_export_keying_material",
+        error_ok(error),
+        "error == NULL || *error == NULL",
+        std::ptr::null_mut()
+    );
+    let result = crate::iface::guard(
+        "dtls_openssl_connection_export_keying_material",
+        Err(crate::iface::internal_error()),
+        || {
+            // SAFETY: checked above; `context` is NULL or a GBytes.
+            let (c, label, ctx): (_, glib::GString, Option<glib::Bytes>) = unsafe {
+                (
+                    borrow_conn(conn),
+                    from_glib_none(label),
+                    from_glib_none(context),
+                )
+            };
+            c.export_keying_material(&label, ctx.as_deref(), length)
+                .map(glib::Bytes::from_owned)
+        },
+    );
     // SAFETY: `error` checked above.
     match unsafe { crate::iface::set_error(result.map(Some), error, None) } {
         Some(b) => b.into_glib_ptr(),

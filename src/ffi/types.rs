@@ -9,15 +9,22 @@ macro_rules! get_type {
     ($name:ident, $ty:ty) => {
         #[unsafe(no_mangle)]
         pub extern "C" fn $name() -> glib::ffi::GType {
-            crate::iface::guard(stringify!($name), glib::Type::INVALID, <$ty>::static_type).into_glib()
+            crate::iface::guard(stringify!($name), glib::Type::INVALID, <$ty>::static_type)
+                .into_glib()
         }
     };
 }
 
 get_type!(dtls_openssl_backend_get_type, crate::Backend);
 get_type!(dtls_openssl_certificate_get_type, crate::Certificate);
-get_type!(dtls_openssl_connection_get_type, crate::connection::Connection);
-get_type!(dtls_openssl_client_connection_get_type, crate::ClientConnection);
+get_type!(
+    dtls_openssl_connection_get_type,
+    crate::connection::Connection
+);
+get_type!(
+    dtls_openssl_client_connection_get_type,
+    crate::ClientConnection
+);
 
 /// Registers the `dtls-openssl` TLS backend with GIO for a program that
 /// links the library directly (no module directory needed).

@@ -1,11 +1,13 @@
 //! `GDatagramBasedInterface`, and safe access to the message arrays GIO
 //! passes (scatter into `GInputVector`s, gather from `GOutputVector`s).
 
-use gio::ffi::{GCancellable, GDatagramBased, GDatagramBasedInterface, GInputMessage, GOutputMessage};
+use super::cancellable;
+use gio::ffi::{
+    GCancellable, GDatagramBased, GDatagramBasedInterface, GInputMessage, GOutputMessage,
+};
 use glib::ffi::{gboolean, GError, GIOCondition, GSource};
 use glib::subclass::prelude::*;
 use glib::translate::*;
-use super::cancellable;
 
 /// One received datagram's destination, as GIO describes it.
 pub(crate) struct InputMessage<'a>(&'a mut GInputMessage);
@@ -68,11 +70,14 @@ impl OutputMessage<'_> {
         }
         // SAFETY: GIO's contract: `vectors` holds `num_vectors` entries, each
         // `size` readable bytes.
-        let vectors = unsafe { std::slice::from_raw_parts(self.0.vectors, self.0.num_vectors as usize) };
+        let vectors =
+            unsafe { std::slice::from_raw_parts(self.0.vectors, self.0.num_vectors as usize) };
         for v in vectors {
             if v.size > 0 && !v.buffer.is_null() {
                 // SAFETY: as above.
-                out.extend_from_slice(unsafe { std::slice::from_raw_parts(v.buffer as *const u8, v.size) });
+                out.extend_from_slice(unsafe {
+                    std::slice::from_raw_parts(v.buffer as *const u8, v.size)
+                });
             }
         }
     }
@@ -101,7 +106,11 @@ pub(crate) trait DatagramBasedImpl: ObjectSubclass {
         timeout_us: i64,
         cancellable: Option<&gio::Cancellable>,
     ) -> Result<usize, glib::Error>;
-    fn create_source(&self, condition: glib::IOCondition, cancellable: Option<&gio::Cancellable>) -> glib::Source;
+    fn create_source(
+        &self,
+        condition: glib::IOCondition,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> glib::Source;
     fn condition_check(&self, condition: glib::IOCondition) -> glib::IOCondition;
     fn condition_wait(
         &self,
@@ -130,10 +139,18 @@ unsafe extern "C" fn receive_messages<T: DatagramBasedImpl>(
             Vec::new()
         } else {
             // SAFETY: GIO checked `messages` holds `num` entries we may write.
-            unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }.iter_mut().map(InputMessage).collect()
+            unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }
+                .iter_mut()
+                .map(InputMessage)
+                .collect()
         };
         // SAFETY: cancellable from GIO.
-        imp::<T>(d).receive_messages(&mut msgs, flags, timeout, unsafe { cancellable(cancel) }.as_ref())
+        imp::<T>(d).receive_messages(
+            &mut msgs,
+            flags,
+            timeout,
+            unsafe { cancellable(cancel) }.as_ref(),
+        )
     });
     // SAFETY: `error` from GIO.
     unsafe { super::set_error(r.map(|n| n as i32), error, -1) }
@@ -153,10 +170,18 @@ unsafe extern "C" fn send_messages<T: DatagramBasedImpl>(
             Vec::new()
         } else {
             // SAFETY: GIO checked `messages` holds `num` entries.
-            unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }.iter_mut().map(OutputMessage).collect()
+            unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }
+                .iter_mut()
+                .map(OutputMessage)
+                .collect()
         };
         // SAFETY: cancellable from GIO.
-        imp::<T>(d).send_messages(&mut msgs, flags, timeout, unsafe { cancellable(cancel) }.as_ref())
+        imp::<T>(d).send_messages(
+            &mut msgs,
+            flags,
+            timeout,
+            unsafe { cancellable(cancel) }.as_ref(),
+        )
     });
     // SAFETY: `error` from GIO.
     unsafe { super::set_error(r.map(|n| n as i32), error, -1) }
@@ -169,14 +194,22 @@ unsafe extern "C" fn create_source<T: DatagramBasedImpl>(
 ) -> *mut GSource {
     super::guard("create_source", std::ptr::null_mut(), || {
         // SAFETY: cancellable from GIO.
-        let source = imp::<T>(d).create_source(unsafe { from_glib(condition) }, unsafe { cancellable(cancel) }.as_ref());
+        let source = imp::<T>(d).create_source(
+            unsafe { from_glib(condition) },
+            unsafe { cancellable(cancel) }.as_ref(),
+        );
         source.into_glib_ptr()
     })
 }
 
-unsafe extern "C" fn condition_check<T: DatagramBasedImpl>(d: *mut GDatagramBased, condition: GIOCondition) -> GIOCondition {
-    super::guard("condition_check", glib::IOCondition::ERR, || imp::<T>(d).condition_check(unsafe { from_glib(condition) }))
-        .into_glib()
+unsafe extern "C" fn condition_check<T: DatagramBasedImpl>(
+    d: *mut GDatagramBased,
+    condition: GIOCondition,
+) -> GIOCondition {
+    super::guard("condition_check", glib::IOCondition::ERR, || {
+        imp::<T>(d).condition_check(unsafe { from_glib(condition) })
+    })
+    .into_glib()
 }
 
 unsafe extern "C" fn condition_wait<T: DatagramBasedImpl>(
@@ -188,7 +221,11 @@ unsafe extern "C" fn condition_wait<T: DatagramBasedImpl>(
 ) -> gboolean {
     let r = super::guard("condition_wait", Err(super::internal_error()), || {
         // SAFETY: cancellable from GIO.
-        imp::<T>(d).condition_wait(unsafe { from_glib(condition) }, timeout, unsafe { cancellable(cancel) }.as_ref())
+        imp::<T>(d).condition_wait(
+            unsafe { from_glib(condition) },
+            timeout,
+            unsafe { cancellable(cancel) }.as_ref(),
+        )
     });
     // SAFETY: `error` from GIO.
     unsafe { super::set_error(r.map(|_| true), error, false) }.into_glib()

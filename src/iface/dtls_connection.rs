@@ -2,6 +2,7 @@
 
 use std::ffi::c_char;
 
+use super::cancellable;
 use gio::ffi::{
     GAsyncReadyCallback, GAsyncResult, GCancellable, GDtlsConnection, GDtlsConnectionInterface,
     GTlsChannelBindingType,
@@ -9,14 +10,23 @@ use gio::ffi::{
 use glib::ffi::{gboolean, gpointer, GByteArray, GError};
 use glib::subclass::prelude::*;
 use glib::translate::*;
-use super::cancellable;
 
 use super::task::{finish_boolean, Completion};
 
 pub(crate) trait DtlsConnectionImpl: ObjectSubclass {
     fn handshake(&self, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error>;
-    fn handshake_async(&self, priority: glib::Priority, cancellable: Option<gio::Cancellable>, done: Completion);
-    fn shutdown(&self, read: bool, write: bool, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error>;
+    fn handshake_async(
+        &self,
+        priority: glib::Priority,
+        cancellable: Option<gio::Cancellable>,
+        done: Completion,
+    );
+    fn shutdown(
+        &self,
+        read: bool,
+        write: bool,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<(), glib::Error>;
     fn shutdown_async(
         &self,
         read: bool,
@@ -57,10 +67,22 @@ unsafe extern "C" fn handshake_async<T: DtlsConnectionImpl>(
     user_data: gpointer,
 ) {
     // SAFETY: arguments from GIO; the tag is this function's address.
-    let done = unsafe { Completion::new(c as *mut _, cancel, callback, user_data, handshake_async::<T> as gpointer) };
+    let done = unsafe {
+        Completion::new(
+            c as *mut _,
+            cancel,
+            callback,
+            user_data,
+            handshake_async::<T> as gpointer,
+        )
+    };
     super::guard("handshake_async", (), move || {
         // SAFETY: cancellable from GIO.
-        imp::<T>(c).handshake_async(unsafe { from_glib(priority) }, unsafe { cancellable(cancel) }, done)
+        imp::<T>(c).handshake_async(
+            unsafe { from_glib(priority) },
+            unsafe { cancellable(cancel) },
+            done,
+        )
     });
 }
 
@@ -82,7 +104,11 @@ unsafe extern "C" fn shutdown<T: DtlsConnectionImpl>(
 ) -> gboolean {
     let r = super::guard("shutdown", Err(super::internal_error()), || {
         // SAFETY: cancellable from GIO.
-        imp::<T>(c).shutdown(read != 0, write != 0, unsafe { cancellable(cancel) }.as_ref())
+        imp::<T>(c).shutdown(
+            read != 0,
+            write != 0,
+            unsafe { cancellable(cancel) }.as_ref(),
+        )
     });
     // SAFETY: `error` from GIO.
     unsafe { super::set_error(r.map(|_| true), error, false) }.into_glib()
@@ -98,10 +124,24 @@ unsafe extern "C" fn shutdown_async<T: DtlsConnectionImpl>(
     user_data: gpointer,
 ) {
     // SAFETY: arguments from GIO; the tag is this function's address.
-    let done = unsafe { Completion::new(c as *mut _, cancel, callback, user_data, shutdown_async::<T> as gpointer) };
+    let done = unsafe {
+        Completion::new(
+            c as *mut _,
+            cancel,
+            callback,
+            user_data,
+            shutdown_async::<T> as gpointer,
+        )
+    };
     super::guard("shutdown_async", (), move || {
         // SAFETY: cancellable from GIO.
-        imp::<T>(c).shutdown_async(read != 0, write != 0, unsafe { from_glib(priority) }, unsafe { cancellable(cancel) }, done)
+        imp::<T>(c).shutdown_async(
+            read != 0,
+            write != 0,
+            unsafe { from_glib(priority) },
+            unsafe { cancellable(cancel) },
+            done,
+        )
     });
 }
 
@@ -114,16 +154,21 @@ unsafe extern "C" fn set_advertised_protocols<T: DtlsConnectionImpl>(
             None
         } else {
             // SAFETY: GIO passes a NULL-terminated array of strings.
-            let v: Vec<glib::GString> = unsafe { FromGlibPtrContainer::from_glib_none(protocols as *mut *mut c_char) };
+            let v: Vec<glib::GString> =
+                unsafe { FromGlibPtrContainer::from_glib_none(protocols as *mut *mut c_char) };
             Some(v.into_iter().map(|s| s.to_string()).collect())
         };
         imp::<T>(c).set_advertised_protocols(list)
     })
 }
 
-unsafe extern "C" fn negotiated_protocol<T: DtlsConnectionImpl>(c: *mut GDtlsConnection) -> *const c_char {
+unsafe extern "C" fn negotiated_protocol<T: DtlsConnectionImpl>(
+    c: *mut GDtlsConnection,
+) -> *const c_char {
     super::guard("get_negotiated_protocol", std::ptr::null(), || {
-        imp::<T>(c).negotiated_protocol().map_or(std::ptr::null(), |s| s.as_ptr())
+        imp::<T>(c)
+            .negotiated_protocol()
+            .map_or(std::ptr::null(), |s| s.as_ptr())
     })
 }
 

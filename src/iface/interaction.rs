@@ -12,18 +12,26 @@ fn class_of(interaction: &gio::TlsInteraction) -> &gio::ffi::GTlsInteractionClas
     let ptr: *mut gio::ffi::GTlsInteraction = interaction.to_glib_none().0;
     // SAFETY: the instance is a live GTlsInteraction, so its class struct is
     // (at least) a GTlsInteractionClass, alive as long as the type.
-    unsafe { &*((*(ptr as *mut glib::gobject_ffi::GTypeInstance)).g_class as *const gio::ffi::GTlsInteractionClass) }
+    unsafe {
+        &*((*(ptr as *mut glib::gobject_ffi::GTypeInstance)).g_class
+            as *const gio::ffi::GTlsInteractionClass)
+    }
 }
 
 /// Maps an interaction result to ours (`Ok(true)`: handled).
 ///
 /// # Safety
 /// `error` is NULL or a GError the caller owns.
-unsafe fn outcome(result: gio::ffi::GTlsInteractionResult, error: *mut glib::ffi::GError) -> Result<bool, glib::Error> {
+unsafe fn outcome(
+    result: gio::ffi::GTlsInteractionResult,
+    error: *mut glib::ffi::GError,
+) -> Result<bool, glib::Error> {
     match result {
         gio::ffi::G_TLS_INTERACTION_HANDLED => Ok(true),
         // SAFETY: FAILED comes with an error we now own (or none).
-        gio::ffi::G_TLS_INTERACTION_FAILED if !error.is_null() => Err(unsafe { from_glib_full(error) }),
+        gio::ffi::G_TLS_INTERACTION_FAILED if !error.is_null() => {
+            Err(unsafe { from_glib_full(error) })
+        }
         _ => Ok(false),
     }
 }
@@ -52,13 +60,22 @@ pub(crate) fn request_certificate_async<F: FnOnce(Result<bool, glib::Error>) + '
         // SAFETY: GIO calls back with the interaction as source.
         let interaction: glib::translate::Borrowed<gio::TlsInteraction> =
             unsafe { from_glib_borrow(source as *mut gio::ffi::GTlsInteraction) };
-        let finish = class_of(&interaction).request_certificate_finish.expect("checked by has_async_request");
+        let finish = class_of(&interaction)
+            .request_certificate_finish
+            .expect("checked by has_async_request");
         let mut error = std::ptr::null_mut();
         // SAFETY: the result of the matching async call; `error` is ours.
-        let r = unsafe { outcome(finish(interaction.to_glib_none().0, result, &mut error), error) };
+        let r = unsafe {
+            outcome(
+                finish(interaction.to_glib_none().0, result, &mut error),
+                error,
+            )
+        };
         super::guard("request_certificate_async callback", (), move || done(r));
     }
-    let start = class_of(interaction).request_certificate_async.expect("checked by has_async_request");
+    let start = class_of(interaction)
+        .request_certificate_async
+        .expect("checked by has_async_request");
     let data = Box::into_raw(Box::new(done)) as glib::ffi::gpointer;
     // SAFETY: valid objects for the call; the connection is passed where GIO
     // declares a GTlsConnection, as in the sync case; `data` is freed by
@@ -66,7 +83,8 @@ pub(crate) fn request_certificate_async<F: FnOnce(Result<bool, glib::Error>) + '
     unsafe {
         start(
             interaction.to_glib_none().0,
-            ToGlibPtr::<*mut glib::gobject_ffi::GObject>::to_glib_none(connection).0 as *mut gio::ffi::GTlsConnection,
+            ToGlibPtr::<*mut glib::gobject_ffi::GObject>::to_glib_none(connection).0
+                as *mut gio::ffi::GTlsConnection,
             gio::ffi::G_TLS_CERTIFICATE_REQUEST_NONE,
             cancellable.to_glib_none().0,
             Some(ready::<F>),
@@ -82,7 +100,9 @@ pub(crate) fn request_certificate(
     cancellable: Option<&gio::Cancellable>,
 ) -> Result<bool, glib::Error> {
     let interaction_ptr: *mut gio::ffi::GTlsInteraction = interaction.to_glib_none().0;
-    let Some(func) = class_of(interaction).request_certificate else { return Ok(false) };
+    let Some(func) = class_of(interaction).request_certificate else {
+        return Ok(false);
+    };
     let mut error = std::ptr::null_mut();
     // SAFETY: valid objects for the call; the connection is passed where
     // GIO declares a GTlsConnection, which implementations only hand back
@@ -90,7 +110,8 @@ pub(crate) fn request_certificate(
     let result = unsafe {
         func(
             interaction_ptr,
-            ToGlibPtr::<*mut glib::gobject_ffi::GObject>::to_glib_none(connection).0 as *mut gio::ffi::GTlsConnection,
+            ToGlibPtr::<*mut glib::gobject_ffi::GObject>::to_glib_none(connection).0
+                as *mut gio::ffi::GTlsConnection,
             gio::ffi::G_TLS_CERTIFICATE_REQUEST_NONE,
             cancellable.to_glib_none().0,
             &mut error,

@@ -69,5 +69,8 @@ pub(crate) unsafe fn cancellable(c: *mut gio::ffi::GCancellable) -> Option<gio::
 
 /// The error a vfunc reports when its implementation panicked.
 pub(crate) fn internal_error() -> glib::Error {
-    glib::Error::new(gio::IOErrorEnum::Failed, "internal error in the dtls-openssl backend")
+    glib::Error::new(
+        gio::IOErrorEnum::Failed,
+        "internal error in the dtls-openssl backend",
+    )
 }

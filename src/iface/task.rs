@@ -86,7 +86,10 @@ impl Drop for Completion {
 ///
 /// # Safety
 /// `result` is the GTask a [`Completion`] created; `error` is NULL or valid.
-pub(crate) unsafe fn finish_boolean(result: *mut GAsyncResult, error: *mut *mut GError) -> gboolean {
+pub(crate) unsafe fn finish_boolean(
+    result: *mut GAsyncResult,
+    error: *mut *mut GError,
+) -> gboolean {
     // SAFETY: per the function contract.
     unsafe { gio::ffi::g_task_propagate_boolean(result as *mut GTask, error) }
 }
@@ -95,16 +98,25 @@ pub(crate) unsafe fn finish_boolean(result: *mut GAsyncResult, error: *mut *mut 
 ///
 /// # Safety
 /// `result` is the GTask a [`Completion`] resolved with `complete_bytes`.
-pub(crate) unsafe fn finish_bytes(result: *mut GAsyncResult, error: *mut *mut GError) -> *mut glib::ffi::GBytes {
+pub(crate) unsafe fn finish_bytes(
+    result: *mut GAsyncResult,
+    error: *mut *mut GError,
+) -> *mut glib::ffi::GBytes {
     // SAFETY: per the function contract.
-    unsafe { gio::ffi::g_task_propagate_pointer(result as *mut GTask, error) as *mut glib::ffi::GBytes }
+    unsafe {
+        gio::ffi::g_task_propagate_pointer(result as *mut GTask, error) as *mut glib::ffi::GBytes
+    }
 }
 
 /// Whether `result` is a task of `source` made by the function `tag`.
 ///
 /// # Safety
 /// `result` is NULL or a GAsyncResult.
-pub(crate) unsafe fn is_task_of(result: *mut GAsyncResult, source: gpointer, tag: gpointer) -> bool {
+pub(crate) unsafe fn is_task_of(
+    result: *mut GAsyncResult,
+    source: gpointer,
+    tag: gpointer,
+) -> bool {
     // SAFETY: g_task_is_valid accepts any GAsyncResult.
     unsafe {
         !result.is_null()

@@ -2,8 +2,8 @@
 
 use gio::ffi::{GTlsBackend, GTlsBackendInterface, GTlsDatabase};
 use glib::ffi::gboolean;
-use glib::translate::*;
 use glib::subclass::prelude::*;
+use glib::translate::*;
 
 /// What a TLS backend provides to GIO.
 pub(crate) trait TlsBackendImpl: ObjectSubclass {

@@ -5,11 +5,11 @@
 
 use std::ffi::c_char;
 
+use gio::ffi::GCancellable;
 use gio::ffi::{
     GSocketConnectable, GTlsCertificate, GTlsCertificateFlags, GTlsDatabase, GTlsDatabaseClass,
     GTlsDatabaseLookupFlags, GTlsDatabaseVerifyFlags, GTlsInteraction,
 };
-use gio::ffi::GCancellable;
 use glib::ffi::{GByteArray, GError, GList};
 use glib::subclass::prelude::*;
 use glib::translate::*;
@@ -107,17 +107,23 @@ unsafe extern "C" fn lookup_certificate_for_handle<T: TlsDatabaseImpl>(
     cancellable: *mut GCancellable,
     error: *mut *mut GError,
 ) -> *mut GTlsCertificate {
-    let result = super::guard("lookup_certificate_for_handle", Err(internal_error()), || {
-        // SAFETY: GIO checked `handle` is non-NULL; cancellable is NULL or valid.
-        let (handle, cancellable) = unsafe {
-            (
-                glib::GStr::from_ptr_checked(handle).map(|s| s.to_string()),
-                borrow::<gio::Cancellable>(cancellable),
-            )
-        };
-        let Some(handle) = handle else { return Ok(None) };
-        imp::<T>(db).lookup_certificate_for_handle(&handle, cancellable.as_ref())
-    });
+    let result = super::guard(
+        "lookup_certificate_for_handle",
+        Err(internal_error()),
+        || {
+            // SAFETY: GIO checked `handle` is non-NULL; cancellable is NULL or valid.
+            let (handle, cancellable) = unsafe {
+                (
+                    glib::GStr::from_ptr_checked(handle).map(|s| s.to_string()),
+                    borrow::<gio::Cancellable>(cancellable),
+                )
+            };
+            let Some(handle) = handle else {
+                return Ok(None);
+            };
+            imp::<T>(db).lookup_certificate_for_handle(&handle, cancellable.as_ref())
+        },
+    );
     // SAFETY: `error` comes from GIO.
     unsafe { super::set_error(result, error, None) }.into_glib_ptr()
 }
@@ -132,8 +138,12 @@ unsafe extern "C" fn lookup_certificate_issuer<T: TlsDatabaseImpl>(
 ) -> *mut GTlsCertificate {
     let result = super::guard("lookup_certificate_issuer", Err(internal_error()), || {
         // SAFETY: GIO checked `cert` is a certificate; cancellable is NULL or valid.
-        let (cert, cancellable) =
-            unsafe { (borrow::<gio::TlsCertificate>(cert), borrow::<gio::Cancellable>(cancellable)) };
+        let (cert, cancellable) = unsafe {
+            (
+                borrow::<gio::TlsCertificate>(cert),
+                borrow::<gio::Cancellable>(cancellable),
+            )
+        };
         let cert = cert.ok_or_else(internal_error)?;
         imp::<T>(db).lookup_certificate_issuer(&cert, cancellable.as_ref())
     });
@@ -149,27 +159,36 @@ unsafe extern "C" fn lookup_certificates_issued_by<T: TlsDatabaseImpl>(
     cancellable: *mut GCancellable,
     error: *mut *mut GError,
 ) -> *mut GList {
-    let result = super::guard("lookup_certificates_issued_by", Err(internal_error()), || {
-        // SAFETY: GIO checked `issuer_raw_dn` is non-NULL; its data is valid
-        // for `len` bytes during the call.
-        let (dn, cancellable) = unsafe {
-            let dn = &*issuer_raw_dn;
-            let bytes = if dn.len == 0 || dn.data.is_null() {
-                Vec::new()
-            } else {
-                std::slice::from_raw_parts(dn.data, dn.len as usize).to_vec()
+    let result = super::guard(
+        "lookup_certificates_issued_by",
+        Err(internal_error()),
+        || {
+            // SAFETY: GIO checked `issuer_raw_dn` is non-NULL; its data is valid
+            // for `len` bytes during the call.
+            let (dn, cancellable) = unsafe {
+                let dn = &*issuer_raw_dn;
+                let bytes = if dn.len == 0 || dn.data.is_null() {
+                    Vec::new()
+                } else {
+                    std::slice::from_raw_parts(dn.data, dn.len as usize).to_vec()
+                };
+                (bytes, borrow::<gio::Cancellable>(cancellable))
             };
-            (bytes, borrow::<gio::Cancellable>(cancellable))
-        };
-        imp::<T>(db).lookup_certificates_issued_by(&dn, cancellable.as_ref())
-    });
+            imp::<T>(db).lookup_certificates_issued_by(&dn, cancellable.as_ref())
+        },
+    );
     // SAFETY: `error` comes from GIO.
     let list = unsafe { super::set_error(result, error, Vec::new()) };
     // Transfer full: a GList of owned references.
     let mut out: *mut GList = std::ptr::null_mut();
     for cert in list.into_iter().rev() {
         // SAFETY: prepending an owned reference to a list we own.
-        out = unsafe { glib::ffi::g_list_prepend(out, IntoGlibPtr::<*mut GTlsCertificate>::into_glib_ptr(cert) as glib::ffi::gpointer) };
+        out = unsafe {
+            glib::ffi::g_list_prepend(
+                out,
+                IntoGlibPtr::<*mut GTlsCertificate>::into_glib_ptr(cert) as glib::ffi::gpointer,
+            )
+        };
     }
     out
 }

@@ -4,7 +4,10 @@ use glib::translate::*;
 
 /// A `GPtrArray` value owning `items`, freed with `free` (the element
 /// type's unref function).
-fn ptr_array_value(items: Vec<glib::ffi::gpointer>, free: glib::ffi::GDestroyNotify) -> glib::Value {
+fn ptr_array_value(
+    items: Vec<glib::ffi::gpointer>,
+    free: glib::ffi::GDestroyNotify,
+) -> glib::Value {
     // SAFETY: we build a fresh GPtrArray that owns one reference to each item
     // (the caller transferred them) and hand its ownership to the GValue,
     // whose type is exactly G_TYPE_PTR_ARRAY.
@@ -14,7 +17,10 @@ fn ptr_array_value(items: Vec<glib::ffi::gpointer>, free: glib::ffi::GDestroyNot
             glib::ffi::g_ptr_array_add(array, item);
         }
         let mut value = glib::Value::from_type(from_glib(glib::ffi::g_ptr_array_get_type()));
-        glib::gobject_ffi::g_value_take_boxed(value.to_glib_none_mut().0, array as glib::ffi::gconstpointer);
+        glib::gobject_ffi::g_value_take_boxed(
+            value.to_glib_none_mut().0,
+            array as glib::ffi::gconstpointer,
+        );
         value
     }
 }
@@ -32,7 +38,11 @@ pub(crate) fn bytes_array(items: Vec<glib::Bytes>) -> glib::Value {
 pub(crate) fn object_array<O: IsA<glib::Object>>(items: Vec<O>) -> glib::Value {
     let ptrs = items
         .into_iter()
-        .map(|o| IntoGlibPtr::<*mut glib::gobject_ffi::GObject>::into_glib_ptr(o.upcast::<glib::Object>()) as glib::ffi::gpointer)
+        .map(|o| {
+            IntoGlibPtr::<*mut glib::gobject_ffi::GObject>::into_glib_ptr(
+                o.upcast::<glib::Object>(),
+            ) as glib::ffi::gpointer
+        })
         .collect();
     ptr_array_value(ptrs, Some(unref_object))
 }
@@ -65,6 +75,11 @@ pub(crate) fn byte_array_list(items: &[Vec<u8>]) -> glib::Value {
     let mut value = glib::Value::from_type(glib::Type::POINTER);
     // SAFETY: a G_TYPE_POINTER value; ownership of the list passes to whoever
     // gets the property, as GIO documents for accepted-cas.
-    unsafe { glib::gobject_ffi::g_value_set_pointer(value.to_glib_none_mut().0, list as glib::ffi::gpointer) };
+    unsafe {
+        glib::gobject_ffi::g_value_set_pointer(
+            value.to_glib_none_mut().0,
+            list as glib::ffi::gpointer,
+        )
+    };
     value
 }

@@ -7,9 +7,15 @@ use glib::translate::*;
 
 /// A UDP GSocket connected to `addr`.
 pub fn connected_socket(addr: std::net::SocketAddr) -> gio::Socket {
-    let family = if addr.is_ipv4() { gio::SocketFamily::Ipv4 } else { gio::SocketFamily::Ipv6 };
-    let socket = gio::Socket::new(family, gio::SocketType::Datagram, gio::SocketProtocol::Udp).unwrap();
-    let address = gio::InetSocketAddress::from_string(&addr.ip().to_string(), addr.port() as u32).unwrap();
+    let family = if addr.is_ipv4() {
+        gio::SocketFamily::Ipv4
+    } else {
+        gio::SocketFamily::Ipv6
+    };
+    let socket =
+        gio::Socket::new(family, gio::SocketType::Datagram, gio::SocketProtocol::Udp).unwrap();
+    let address =
+        gio::InetSocketAddress::from_string(&addr.ip().to_string(), addr.port() as u32).unwrap();
     SocketExt::connect(&socket, &address, gio::Cancellable::NONE).unwrap();
     socket
 }
@@ -18,7 +24,8 @@ pub fn connected_socket(addr: std::net::SocketAddr) -> gio::Socket {
 pub fn client(addr: std::net::SocketAddr, identity: Option<&str>) -> gio::DtlsClientConnection {
     crate::common::init();
     let socket = connected_socket(addr);
-    let id = identity.map(|h| gio::NetworkAddress::new(h, addr.port()).upcast::<gio::SocketConnectable>());
+    let id = identity
+        .map(|h| gio::NetworkAddress::new(h, addr.port()).upcast::<gio::SocketConnectable>());
     gio::DtlsClientConnection::new(&socket, id.as_ref()).unwrap()
 }
 
@@ -31,7 +38,10 @@ pub fn send_many(
 ) -> Result<usize, glib::Error> {
     let vectors: Vec<gio::ffi::GOutputVector> = messages
         .iter()
-        .map(|m| gio::ffi::GOutputVector { buffer: m.as_ptr() as *const _, size: m.len() })
+        .map(|m| gio::ffi::GOutputVector {
+            buffer: m.as_ptr() as *const _,
+            size: m.len(),
+        })
         .collect();
     let mut msgs: Vec<gio::ffi::GOutputMessage> = vectors
         .iter()
@@ -67,7 +77,11 @@ pub fn send_many(
     Ok(n as usize)
 }
 
-pub fn send(conn: &impl IsA<gio::DatagramBased>, data: &[u8], timeout_us: i64) -> Result<(), glib::Error> {
+pub fn send(
+    conn: &impl IsA<gio::DatagramBased>,
+    data: &[u8],
+    timeout_us: i64,
+) -> Result<(), glib::Error> {
     send_many(conn, &[data], timeout_us, None).map(|n| assert_eq!(n, 1))
 }
 
@@ -80,10 +94,20 @@ pub fn recv_vectored(
     timeout_us: i64,
     cancellable: Option<&gio::Cancellable>,
 ) -> Result<Vec<Vec<u8>>, glib::Error> {
-    let mut buffers: Vec<Vec<Vec<u8>>> = caps.iter().map(|c| c.iter().map(|&n| vec![0u8; n]).collect()).collect();
+    let mut buffers: Vec<Vec<Vec<u8>>> = caps
+        .iter()
+        .map(|c| c.iter().map(|&n| vec![0u8; n]).collect())
+        .collect();
     let mut vectors: Vec<Vec<gio::ffi::GInputVector>> = buffers
         .iter_mut()
-        .map(|bufs| bufs.iter_mut().map(|b| gio::ffi::GInputVector { buffer: b.as_mut_ptr() as *mut _, size: b.len() }).collect())
+        .map(|bufs| {
+            bufs.iter_mut()
+                .map(|b| gio::ffi::GInputVector {
+                    buffer: b.as_mut_ptr() as *mut _,
+                    size: b.len(),
+                })
+                .collect()
+        })
         .collect();
     let mut msgs: Vec<gio::ffi::GInputMessage> = vectors
         .iter_mut()
@@ -118,14 +142,21 @@ pub fn recv_vectored(
     for (m, bufs) in msgs.iter().zip(&buffers).take(n as usize) {
         assert_eq!(m.flags, 0, "message flags");
         let joined: Vec<u8> = bufs.iter().flatten().copied().collect();
-        assert!(m.bytes_received <= joined.len(), "bytes_received beyond the buffers");
+        assert!(
+            m.bytes_received <= joined.len(),
+            "bytes_received beyond the buffers"
+        );
         out.push(joined[..m.bytes_received].to_vec());
     }
     Ok(out)
 }
 
 /// Receives one datagram of at most `cap` bytes.
-pub fn recv(conn: &impl IsA<gio::DatagramBased>, cap: usize, timeout_us: i64) -> Result<Vec<u8>, glib::Error> {
+pub fn recv(
+    conn: &impl IsA<gio::DatagramBased>,
+    cap: usize,
+    timeout_us: i64,
+) -> Result<Vec<u8>, glib::Error> {
     let mut v = recv_vectored(conn, &[&[cap]], 0, timeout_us, None)?;
     assert_eq!(v.len(), 1);
     Ok(v.remove(0))

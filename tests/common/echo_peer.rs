@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use foreign_types::ForeignTypeRef;
 use openssl::ssl::{
-    AlpnError, ErrorCode, Ssl, SslContext, SslContextBuilder, SslFiletype, SslMethod, SslOptions, SslRef, SslSession,
-    SslStream, SslVerifyMode, SslVersion,
+    AlpnError, ErrorCode, Ssl, SslContext, SslContextBuilder, SslFiletype, SslMethod, SslOptions,
+    SslRef, SslSession, SslStream, SslVerifyMode, SslVersion,
 };
 use openssl::x509::X509Name;
 
@@ -39,16 +39,34 @@ const DTLS_CTRL_HANDLE_TIMEOUT: libc::c_int = 74;
 /// expired. Returns 1 if it retransmitted, 0 if nothing was due, -1 on error.
 pub fn dtls_handle_timeout(ssl: &SslRef) -> libc::c_long {
     // SAFETY: `ssl` is a live SSL*; DTLS_CTRL_HANDLE_TIMEOUT takes no argument.
-    unsafe { openssl_sys::SSL_ctrl(ssl.as_ptr(), DTLS_CTRL_HANDLE_TIMEOUT, 0, std::ptr::null_mut()) }
+    unsafe {
+        openssl_sys::SSL_ctrl(
+            ssl.as_ptr(),
+            DTLS_CTRL_HANDLE_TIMEOUT,
+            0,
+            std::ptr::null_mut(),
+        )
+    }
 }
 
 /// `DTLSv1_get_timeout`: time left on the retransmission timer, if running.
 pub fn dtls_get_timeout(ssl: &SslRef) -> Option<Duration> {
-    let mut tv = libc::timeval { tv_sec: 0, tv_usec: 0 };
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
     // SAFETY: `ssl` is a live SSL*; DTLS_CTRL_GET_TIMEOUT writes one struct
     // timeval through the pointer.
-    let r = unsafe { openssl_sys::SSL_ctrl(ssl.as_ptr(), DTLS_CTRL_GET_TIMEOUT, 0, &mut tv as *mut _ as *mut libc::c_void) };
-    (r == 1).then(|| Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64))
+    let r = unsafe {
+        openssl_sys::SSL_ctrl(
+            ssl.as_ptr(),
+            DTLS_CTRL_GET_TIMEOUT,
+            0,
+            &mut tv as *mut _ as *mut libc::c_void,
+        )
+    };
+    (r == 1)
+        .then(|| Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64))
 }
 
 /// A connected UDP socket as a byte stream for `SslStream`: every read is
@@ -105,7 +123,9 @@ pub fn drive<S: Read + Write, T>(
             Err(e) if e.code() == ErrorCode::ZERO_RETURN => return Err(DriveError::Closed),
             Err(e) if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE => {
                 if dtls_handle_timeout(stream.ssl()) < 0 {
-                    return Err(DriveError::Failed("DTLSv1_handle_timeout failed (too many retransmissions)".into()));
+                    return Err(DriveError::Failed(
+                        "DTLSv1_handle_timeout failed (too many retransmissions)".into(),
+                    ));
                 }
             }
             Err(e) => return Err(DriveError::Failed(describe(&e))),
@@ -328,7 +348,9 @@ pub struct EchoPeer {
 impl EchoPeer {
     /// Binds and starts serving; panics if the context cannot be built.
     pub fn start(opts: EchoPeerOpts) -> Self {
-        let ctx = opts.context().unwrap_or_else(|e| panic!("echo peer context: {e}"));
+        let ctx = opts
+            .context()
+            .unwrap_or_else(|e| panic!("echo peer context: {e}"));
         let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind echo peer");
         sock.set_read_timeout(Some(POLL)).unwrap();
         let addr = sock.local_addr().unwrap();
@@ -345,7 +367,12 @@ impl EchoPeer {
                 })
                 .expect("echo peer thread")
         };
-        EchoPeer { addr, stop, shared, thread: Some(thread) }
+        EchoPeer {
+            addr,
+            stop,
+            shared,
+            thread: Some(thread),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -358,7 +385,11 @@ impl EchoPeer {
     }
 
     /// Waits until `pred` holds for the log (or the deadline passes).
-    pub fn wait(&self, timeout: Duration, pred: impl Fn(&EchoLog) -> bool) -> Result<EchoLog, String> {
+    pub fn wait(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&EchoLog) -> bool,
+    ) -> Result<EchoLog, String> {
         let deadline = Instant::now() + timeout;
         let mut log = self.shared.0.lock().unwrap();
         loop {
@@ -367,7 +398,9 @@ impl EchoPeer {
             }
             let now = Instant::now();
             if now >= deadline || log.finished {
-                return Err(format!("echo peer: condition not met within {timeout:?}: {log:#?}"));
+                return Err(format!(
+                    "echo peer: condition not met within {timeout:?}: {log:#?}"
+                ));
             }
             log = self.shared.1.wait_timeout(log, deadline - now).unwrap().0;
         }
@@ -453,7 +486,13 @@ impl Write for ServerIo {
     }
 }
 
-fn serve(ctx: &SslContext, sock: &UdpSocket, opts: &EchoPeerOpts, stop: &AtomicBool, shared: &Shared) {
+fn serve(
+    ctx: &SslContext,
+    sock: &UdpSocket,
+    opts: &EchoPeerOpts,
+    stop: &AtomicBool,
+    shared: &Shared,
+) {
     let deadline = Instant::now() + opts.lifetime;
     let stash: Stash = Arc::new(Mutex::new(VecDeque::new()));
     let mut buf = vec![0u8; 65536];
@@ -479,9 +518,16 @@ fn serve(ctx: &SslContext, sock: &UdpSocket, opts: &EchoPeerOpts, stop: &AtomicB
                 }
             }
         };
-        let mut conn = EchoConn { client: Some(client), ..Default::default() };
+        let mut conn = EchoConn {
+            client: Some(client),
+            ..Default::default()
+        };
         let io = match sock.try_clone() {
-            Ok(s) => ServerIo { sock: s, peer: client, stash: stash.clone() },
+            Ok(s) => ServerIo {
+                sock: s,
+                peer: client,
+                stash: stash.clone(),
+            },
             Err(e) => {
                 conn.error = Some(format!("socket clone: {e}"));
                 shared.0.lock().unwrap().conns.push(conn);
@@ -524,11 +570,20 @@ fn serve_one(
         let ssl = s.ssl();
         conn.handshake_ok = true;
         conn.version = ssl.version_str().to_owned();
-        conn.cipher = ssl.current_cipher().map(|c| c.name().to_owned()).unwrap_or_default();
-        conn.alpn = ssl.selected_alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned());
-        conn.client_cert_cn = ssl.peer_certificate().and_then(|c| name_cn(c.subject_name()));
+        conn.cipher = ssl
+            .current_cipher()
+            .map(|c| c.name().to_owned())
+            .unwrap_or_default();
+        conn.alpn = ssl
+            .selected_alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        conn.client_cert_cn = ssl
+            .peer_certificate()
+            .and_then(|c| name_cn(c.subject_name()));
         conn.session_reused = ssl.session_reused();
-        conn.sni = ssl.servername(openssl::ssl::NameType::HOST_NAME).map(str::to_owned);
+        conn.sni = ssl
+            .servername(openssl::ssl::NameType::HOST_NAME)
+            .map(str::to_owned);
     }
     // Publish the handshake right away (tests may wait on it).
     shared.0.lock().unwrap().conns.push(conn.clone());
@@ -547,7 +602,8 @@ fn serve_one(
             Err(e) => return Err(format!("read: {e}")),
         };
         let data = buf[..n].to_vec();
-        drive(&mut s, deadline, Some(stop), |s| s.ssl_write(&data)).map_err(|e| format!("write: {e}"))?;
+        drive(&mut s, deadline, Some(stop), |s| s.ssl_write(&data))
+            .map_err(|e| format!("write: {e}"))?;
         conn.echoed.push(n);
         let mut log = shared.0.lock().unwrap();
         if let Some(last) = log.conns.last_mut() {
@@ -556,7 +612,8 @@ fn serve_one(
         drop(log);
         shared.1.notify_all();
         if opts.close_after == Some(conn.echoed.len()) {
-            drive(&mut s, deadline, Some(stop), |s| s.shutdown().map(|_| ())).map_err(|e| format!("shutdown: {e}"))?;
+            drive(&mut s, deadline, Some(stop), |s| s.shutdown().map(|_| ()))
+                .map_err(|e| format!("shutdown: {e}"))?;
             return Ok(());
         }
     }
@@ -634,8 +691,10 @@ impl RawClient {
 
     fn context(opts: &RawClientOpts) -> Result<SslContext, String> {
         let mut b = SslContextBuilder::new(SslMethod::dtls()).map_err(|e| e.to_string())?;
-        b.set_min_proto_version(Some(SslVersion::DTLS1_2)).map_err(|e| e.to_string())?;
-        b.set_max_proto_version(Some(SslVersion::DTLS1_2)).map_err(|e| e.to_string())?;
+        b.set_min_proto_version(Some(SslVersion::DTLS1_2))
+            .map_err(|e| e.to_string())?;
+        b.set_max_proto_version(Some(SslVersion::DTLS1_2))
+            .map_err(|e| e.to_string())?;
         b.set_options(SslOptions::NO_QUERY_MTU);
         match &opts.ca_file {
             Some(ca) => {
@@ -645,18 +704,27 @@ impl RawClient {
             None => b.set_verify(SslVerifyMode::NONE),
         }
         if let (Some(c), Some(k)) = (&opts.cert, &opts.key) {
-            b.set_certificate_chain_file(c).map_err(|e| format!("client cert: {e}"))?;
-            b.set_private_key_file(k, SslFiletype::PEM).map_err(|e| format!("client key: {e}"))?;
+            b.set_certificate_chain_file(c)
+                .map_err(|e| format!("client cert: {e}"))?;
+            b.set_private_key_file(k, SslFiletype::PEM)
+                .map_err(|e| format!("client key: {e}"))?;
         }
         if !opts.alpn.is_empty() {
-            b.set_alpn_protos(&alpn_wire(&opts.alpn)).map_err(|e| e.to_string())?;
+            b.set_alpn_protos(&alpn_wire(&opts.alpn))
+                .map_err(|e| e.to_string())?;
         }
         Ok(b.build())
     }
 
-    fn connect_with(addr: SocketAddr, ctx: SslContext, opts: &RawClientOpts, session: Option<SslSession>) -> Result<Self, String> {
+    fn connect_with(
+        addr: SocketAddr,
+        ctx: SslContext,
+        opts: &RawClientOpts,
+        session: Option<SslSession>,
+    ) -> Result<Self, String> {
         let mut ssl = Ssl::new(&ctx).map_err(|e| e.to_string())?;
-        ssl.set_mtu(if opts.mtu == 0 { DEFAULT_MTU } else { opts.mtu }).map_err(|e| e.to_string())?;
+        ssl.set_mtu(if opts.mtu == 0 { DEFAULT_MTU } else { opts.mtu })
+            .map_err(|e| e.to_string())?;
         if let Some(h) = &opts.hostname {
             if h.parse::<std::net::IpAddr>().is_err() {
                 ssl.set_hostname(h).map_err(|e| e.to_string())?;
@@ -676,13 +744,22 @@ impl RawClient {
         }
         let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| e.to_string())?;
         sock.connect(addr).map_err(|e| e.to_string())?;
-        sock.set_read_timeout(Some(POLL)).map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(POLL))
+            .map_err(|e| e.to_string())?;
         let mut stream = SslStream::new(ssl, DgramIo(sock)).map_err(|e| e.to_string())?;
         let timeout = opts.op_timeout();
         let start = Instant::now();
-        drive(&mut stream, start + timeout, None, |s| s.connect()).map_err(|e| format!("handshake with {addr}: {e}"))?;
+        drive(&mut stream, start + timeout, None, |s| s.connect())
+            .map_err(|e| format!("handshake with {addr}: {e}"))?;
         let handshake = start.elapsed();
-        Ok(RawClient { stream, ctx, opts: opts.clone(), handshake, timeout, closed: false })
+        Ok(RawClient {
+            stream,
+            ctx,
+            opts: opts.clone(),
+            handshake,
+            timeout,
+            closed: false,
+        })
     }
 
     /// Time from the first ClientHello to handshake completion.
@@ -699,7 +776,9 @@ impl RawClient {
     }
 
     pub fn alpn(&self) -> Option<String> {
-        self.ssl().selected_alpn_protocol().map(|p| String::from_utf8_lossy(p).into_owned())
+        self.ssl()
+            .selected_alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
     }
 
     pub fn session(&self) -> Option<SslSession> {
@@ -713,7 +792,8 @@ impl RawClient {
     /// Sends `data` as one record (one datagram).
     pub fn send(&mut self, data: &[u8]) -> Result<(), String> {
         let deadline = Instant::now() + self.timeout;
-        let n = drive(&mut self.stream, deadline, None, |s| s.ssl_write(data)).map_err(|e| format!("send: {e}"))?;
+        let n = drive(&mut self.stream, deadline, None, |s| s.ssl_write(data))
+            .map_err(|e| format!("send: {e}"))?;
         if n != data.len() {
             return Err(format!("send: wrote {n} of {} bytes", data.len()));
         }
@@ -724,7 +804,8 @@ impl RawClient {
     pub fn recv(&mut self, timeout: Duration) -> Result<Vec<u8>, String> {
         let mut buf = vec![0u8; MAX_ECHO + 1024];
         let deadline = Instant::now() + timeout;
-        let n = drive(&mut self.stream, deadline, None, |s| s.ssl_read(&mut buf)).map_err(|e| format!("recv: {e}"))?;
+        let n = drive(&mut self.stream, deadline, None, |s| s.ssl_read(&mut buf))
+            .map_err(|e| format!("recv: {e}"))?;
         buf.truncate(n);
         Ok(buf)
     }
@@ -756,7 +837,8 @@ impl Drop for RawClient {
 /// Handshake (no verification) with a DTLS 1.2 server at `addr`, then
 /// close_notify; returns the handshake time. Panics on failure.
 pub fn raw_client_handshake(addr: SocketAddr) -> Duration {
-    let mut c = RawClient::connect(addr, &RawClientOpts::default()).unwrap_or_else(|e| panic!("{e}"));
+    let mut c =
+        RawClient::connect(addr, &RawClientOpts::default()).unwrap_or_else(|e| panic!("{e}"));
     let t = c.handshake_time();
     c.close().unwrap_or_else(|e| panic!("close: {e}"));
     t
@@ -766,9 +848,16 @@ pub fn raw_client_handshake(addr: SocketAddr) -> Duration {
 /// it and returns the elapsed time.
 pub fn raw_echo_roundtrip(client: &mut RawClient, payload: &[u8]) -> Duration {
     let start = Instant::now();
-    let reply = client.echo(payload).unwrap_or_else(|e| panic!("echo of {} bytes: {e}", payload.len()));
+    let reply = client
+        .echo(payload)
+        .unwrap_or_else(|e| panic!("echo of {} bytes: {e}", payload.len()));
     let t = start.elapsed();
-    assert!(reply == payload, "echo mismatch: sent {} bytes, got {} bytes", payload.len(), reply.len());
+    assert!(
+        reply == payload,
+        "echo mismatch: sent {} bytes, got {} bytes",
+        payload.len(),
+        reply.len()
+    );
     t
 }
 

@@ -28,7 +28,9 @@ pub struct Env {
 /// `cargo build`).
 pub fn deps_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().expect("target/<profile>/deps/<test>").to_path_buf()
+    exe.parent()
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf()
 }
 
 pub fn init() -> &'static Env {
@@ -52,18 +54,31 @@ pub fn init() -> &'static Env {
         std::env::set_var("GIO_MODULE_DIR", &modules);
         std::env::set_var("GIO_USE_TLS", "dtls-openssl");
         std::env::remove_var("GIO_EXTRA_MODULES");
-        glib::log_set_always_fatal(glib::LogLevels::LEVEL_CRITICAL | glib::LogLevels::LEVEL_WARNING);
-        Env { pki, modules, library }
+        glib::log_set_always_fatal(
+            glib::LogLevels::LEVEL_CRITICAL | glib::LogLevels::LEVEL_WARNING,
+        );
+        Env {
+            pki,
+            modules,
+            library,
+        }
     })
 }
 
 /// Removes the directories of earlier test processes that have exited
 /// (a process cannot clean up after itself: statics are never dropped).
 fn remove_stale_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("dtls-openssl-tests-").and_then(|p| p.parse::<u32>().ok()) else { continue };
+        let Some(pid) = name
+            .strip_prefix("dtls-openssl-tests-")
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
         if !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
@@ -78,8 +93,16 @@ fn link(target: &Path, at: &Path) {
 /// Runs tests/files/make-pki.sh into `dir`.
 pub fn make_pki(dir: &Path) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/files/make-pki.sh");
-    let out = Command::new("bash").arg(&script).arg(dir).output().expect("run make-pki.sh");
-    assert!(out.status.success(), "make-pki.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(dir)
+        .output()
+        .expect("run make-pki.sh");
+    assert!(
+        out.status.success(),
+        "make-pki.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Path of a PKI file, as a string for GIO calls.
@@ -110,8 +133,11 @@ pub fn cert_with_issuer(name: &str, issuer: Option<&gio::TlsCertificate>) -> gio
     let pem = std::fs::read_to_string(pki(name)).unwrap();
     let first = pem.find("-----BEGIN CERTIFICATE-----").unwrap();
     let end = pem[first..].find("-----END CERTIFICATE-----").unwrap() + first + 25;
-    new_cert(&[("certificate-pem", pem[first..end].into()), ("issuer", issuer.cloned().into())])
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    new_cert(&[
+        ("certificate-pem", pem[first..end].into()),
+        ("issuer", issuer.cloned().into()),
+    ])
+    .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 pub fn host(name: &str) -> gio::SocketConnectable {
@@ -121,7 +147,9 @@ pub fn host(name: &str) -> gio::SocketConnectable {
 
 pub fn ip(addr: &str) -> gio::SocketConnectable {
     use glib::prelude::*;
-    gio::InetSocketAddress::from_string(addr, 0).unwrap().upcast()
+    gio::InetSocketAddress::from_string(addr, 0)
+        .unwrap()
+        .upcast()
 }
 
 /// `g_initable_new (backend certificate type, …)` with the given properties.
@@ -131,10 +159,11 @@ pub fn new_cert(props: &[(&str, glib::Value)]) -> Result<gio::TlsCertificate, gl
     for (name, value) in props {
         b = b.property(name, value.clone());
     }
-    b.build(gio::Cancellable::NONE).map(|o| o.downcast().unwrap())
+    b.build(gio::Cancellable::NONE)
+        .map(|o| o.downcast().unwrap())
 }
+pub mod dtls;
 pub mod echo_peer;
 pub mod peers;
 pub mod relay;
 pub mod strict_socket;
-pub mod dtls;

@@ -83,21 +83,37 @@ fn spawn_via_spawner(cmd: Command) -> std::io::Result<Child> {
         .clone();
     let (reply_tx, reply_rx) = mpsc::channel();
     tx.send((cmd, reply_tx)).expect("spawner alive");
-    reply_rx.recv_timeout(Duration::from_secs(10)).expect("spawner answered")
+    reply_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("spawner answered")
 }
 
 impl PeerProcess {
     /// Starts `cmd` with piped stdin/stdout/stderr. `hook` sees every
     /// complete line as it arrives (from the reader thread).
-    pub fn spawn(name: &str, mut cmd: Command, lifetime: Duration, hook: Option<LineHook>) -> std::io::Result<Self> {
+    pub fn spawn(
+        name: &str,
+        mut cmd: Command,
+        lifetime: Duration,
+        hook: Option<LineHook>,
+    ) -> std::io::Result<Self> {
         let parent = std::process::id() as libc::pid_t;
         let secs = lifetime.as_secs().clamp(1, u32::MAX as u64) as libc::c_uint;
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         // SAFETY: the closure runs in the forked child before exec and only
         // makes async-signal-safe syscalls (prctl, getppid, alarm).
         unsafe {
             cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 if libc::getppid() != parent {
@@ -109,15 +125,39 @@ impl PeerProcess {
             });
         }
         let mut child = spawn_via_spawner(cmd)?;
-        let capture = Arc::new(Capture { state: Mutex::new(Captured { open: 2, ..Default::default() }), cond: Condvar::new() });
+        let capture = Arc::new(Capture {
+            state: Mutex::new(Captured {
+                open: 2,
+                ..Default::default()
+            }),
+            cond: Condvar::new(),
+        });
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let readers = vec![
-            reader(format!("{name}-stdout"), stdout, Stream::Stdout, capture.clone(), hook.clone()),
-            reader(format!("{name}-stderr"), stderr, Stream::Stderr, capture.clone(), hook),
+            reader(
+                format!("{name}-stdout"),
+                stdout,
+                Stream::Stdout,
+                capture.clone(),
+                hook.clone(),
+            ),
+            reader(
+                format!("{name}-stderr"),
+                stderr,
+                Stream::Stderr,
+                capture.clone(),
+                hook,
+            ),
         ];
         let stdin = Arc::new(Mutex::new(child.stdin.take()));
-        Ok(PeerProcess { name: name.to_owned(), child: Some(child), stdin, capture, readers })
+        Ok(PeerProcess {
+            name: name.to_owned(),
+            child: Some(child),
+            stdin,
+            capture,
+            readers,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -144,7 +184,11 @@ impl PeerProcess {
         let st = self.capture.state.lock().unwrap();
         let mut s = String::new();
         for (stream, line) in &st.lines {
-            s.push_str(if *stream == Stream::Stdout { "[out] " } else { "[err] " });
+            s.push_str(if *stream == Stream::Stdout {
+                "[out] "
+            } else {
+                "[err] "
+            });
             s.push_str(line);
             s.push('\n');
         }
@@ -175,18 +219,33 @@ impl PeerProcess {
 
     /// Whether some complete line (either stream) contains `needle`.
     pub fn has_line(&self, needle: &str) -> bool {
-        self.capture.state.lock().unwrap().lines.iter().any(|(_, l)| l.contains(needle))
+        self.capture
+            .state
+            .lock()
+            .unwrap()
+            .lines
+            .iter()
+            .any(|(_, l)| l.contains(needle))
     }
 
     /// Waits until a complete line matches `pred`; returns it. Fails at the
     /// deadline or when both pipes reached EOF (the process ended), with the
     /// captured output in the message.
-    pub fn wait_line(&self, timeout: Duration, pred: impl Fn(Stream, &str) -> bool) -> Result<String, String> {
+    pub fn wait_line(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(Stream, &str) -> bool,
+    ) -> Result<String, String> {
         self.wait_nth_line(timeout, 1, pred)
     }
 
     /// Like `wait_line`, for the `n`-th matching line (n ≥ 1).
-    pub fn wait_nth_line(&self, timeout: Duration, n: usize, pred: impl Fn(Stream, &str) -> bool) -> Result<String, String> {
+    pub fn wait_nth_line(
+        &self,
+        timeout: Duration,
+        n: usize,
+        pred: impl Fn(Stream, &str) -> bool,
+    ) -> Result<String, String> {
         let deadline = Instant::now() + timeout;
         let mut st = self.capture.state.lock().unwrap();
         loop {
@@ -195,14 +254,27 @@ impl PeerProcess {
             }
             if st.open == 0 {
                 drop(st);
-                return Err(format!("{}: process ended before the expected line\n{}", self.name, self.output()));
+                return Err(format!(
+                    "{}: process ended before the expected line\n{}",
+                    self.name,
+                    self.output()
+                ));
             }
             let now = Instant::now();
             if now >= deadline {
                 drop(st);
-                return Err(format!("{}: no expected line within {timeout:?}\n{}", self.name, self.output()));
+                return Err(format!(
+                    "{}: no expected line within {timeout:?}\n{}",
+                    self.name,
+                    self.output()
+                ));
             }
-            st = self.capture.cond.wait_timeout(st, deadline - now).unwrap().0;
+            st = self
+                .capture
+                .cond
+                .wait_timeout(st, deadline - now)
+                .unwrap()
+                .0;
         }
     }
 
@@ -218,12 +290,22 @@ impl PeerProcess {
 
     /// Waits until raw stdout contains `needle` (no newline needed: s_server
     /// writes application data as received).
-    pub fn wait_stdout_contains(&self, needle: &[u8], timeout: Duration) -> Result<Vec<u8>, String> {
-        self.wait_stdout(timeout, |out| out.windows(needle.len().max(1)).any(|w| w == needle))
+    pub fn wait_stdout_contains(
+        &self,
+        needle: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, String> {
+        self.wait_stdout(timeout, |out| {
+            out.windows(needle.len().max(1)).any(|w| w == needle)
+        })
     }
 
     /// Waits until `pred(raw stdout so far)` holds; returns that stdout.
-    pub fn wait_stdout(&self, timeout: Duration, pred: impl Fn(&[u8]) -> bool) -> Result<Vec<u8>, String> {
+    pub fn wait_stdout(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[u8]) -> bool,
+    ) -> Result<Vec<u8>, String> {
         let deadline = Instant::now() + timeout;
         let mut st = self.capture.state.lock().unwrap();
         loop {
@@ -233,15 +315,26 @@ impl PeerProcess {
             let now = Instant::now();
             if st.open == 0 || now >= deadline {
                 drop(st);
-                return Err(format!("{}: expected stdout not seen within {timeout:?}\n{}", self.name, self.output()));
+                return Err(format!(
+                    "{}: expected stdout not seen within {timeout:?}\n{}",
+                    self.name,
+                    self.output()
+                ));
             }
-            st = self.capture.cond.wait_timeout(st, deadline - now).unwrap().0;
+            st = self
+                .capture
+                .cond
+                .wait_timeout(st, deadline - now)
+                .unwrap()
+                .0;
         }
     }
 
     /// Whether the child has exited (non-blocking).
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Kills (SIGKILL), reaps and joins the readers. Idempotent.
@@ -261,7 +354,12 @@ impl Drop for PeerProcess {
     fn drop(&mut self) {
         self.kill();
         if std::thread::panicking() {
-            eprintln!("---- output of {} ----\n{}---- end of {} ----", self.name, self.output(), self.name);
+            eprintln!(
+                "---- output of {} ----\n{}---- end of {} ----",
+                self.name,
+                self.output(),
+                self.name
+            );
         }
     }
 }
@@ -278,12 +376,21 @@ impl StdinWriter {
                 w.write_all(data)?;
                 w.flush()
             }
-            None => Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "stdin closed")),
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "stdin closed",
+            )),
         }
     }
 }
 
-fn reader(name: String, mut pipe: impl Read + Send + 'static, stream: Stream, capture: Arc<Capture>, hook: Option<LineHook>) -> JoinHandle<()> {
+fn reader(
+    name: String,
+    mut pipe: impl Read + Send + 'static,
+    stream: Stream,
+    capture: Arc<Capture>,
+    hook: Option<LineHook>,
+) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name(name)
         .spawn(move || {
@@ -434,7 +541,10 @@ impl OpensslServerOpts {
     }
 
     pub fn echo_prefix(mut self, prefix: &str) -> Self {
-        assert!(!prefix.is_empty() && !prefix.starts_with(['Q', 'q', 'P', 'S']), "bad echo prefix {prefix:?}");
+        assert!(
+            !prefix.is_empty() && !prefix.starts_with(['Q', 'q', 'P', 'S']),
+            "bad echo prefix {prefix:?}"
+        );
         self.echo_prefix = Some(prefix.into());
         self
     }
@@ -504,17 +614,24 @@ impl OpensslServer {
                 }
             }) as LineHook
         });
-        let proc = PeerProcess::spawn("openssl-s_server", opts.command(), opts.lifetime, hook).expect("spawn openssl s_server");
+        let proc = PeerProcess::spawn("openssl-s_server", opts.command(), opts.lifetime, hook)
+            .expect("spawn openssl s_server");
         *writer.lock().unwrap() = Some(proc.stdin_writer());
         let line = proc
-            .wait_line(READY_TIMEOUT, |s, l| s == Stream::Stdout && l.starts_with("ACCEPT"))
+            .wait_line(READY_TIMEOUT, |s, l| {
+                s == Stream::Stdout && l.starts_with("ACCEPT")
+            })
             .unwrap_or_else(|e| panic!("openssl s_server did not become ready: {e}"));
         let port: u16 = line
             .rsplit(':')
             .next()
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("cannot parse the port from {line:?}"));
-        OpensslServer { proc, addr: localhost(port), opts }
+        OpensslServer {
+            proc,
+            addr: localhost(port),
+            opts,
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -528,26 +645,37 @@ impl OpensslServer {
     /// Sends `text` to the connected client as one record (via stdin).
     /// Must not start with Q/q/P/S nor be a one-letter command line.
     pub fn send(&self, text: &str) {
-        assert!(!text.starts_with(['Q', 'q', 'P', 'S']), "s_server would take {text:?} as a command");
-        self.proc.write_stdin(text.as_bytes()).expect("write to s_server stdin");
+        assert!(
+            !text.starts_with(['Q', 'q', 'P', 'S']),
+            "s_server would take {text:?} as a command"
+        );
+        self.proc
+            .write_stdin(text.as_bytes())
+            .expect("write to s_server stdin");
     }
 
     /// Waits for the client's `n`-th handshake (s_server prints
     /// `CIPHER is …` once per connection).
     pub fn wait_handshake(&self, n: usize, timeout: Duration) -> Result<String, String> {
-        self.proc.wait_nth_line(timeout, n, |_, l| l.starts_with("CIPHER is "))
+        self.proc
+            .wait_nth_line(timeout, n, |_, l| l.starts_with("CIPHER is "))
     }
 
     /// The ALPN protocol s_server selected, if it printed one.
     pub fn selected_alpn(&self) -> Option<String> {
-        self.proc.lines().into_iter().find_map(|(_, l)| l.strip_prefix("ALPN protocols selected: ").map(str::to_owned))
+        self.proc.lines().into_iter().find_map(|(_, l)| {
+            l.strip_prefix("ALPN protocols selected: ")
+                .map(str::to_owned)
+        })
     }
 
     /// The client certificate's subject line (`subject=…`), if one was received.
     pub fn client_cert_subject(&self) -> Option<String> {
         let lines = self.proc.lines();
         let at = lines.iter().position(|(_, l)| l == "Client certificate")?;
-        lines[at..].iter().find_map(|(_, l)| l.strip_prefix("subject=").map(str::to_owned))
+        lines[at..]
+            .iter()
+            .find_map(|(_, l)| l.strip_prefix("subject=").map(str::to_owned))
     }
 }
 
@@ -631,7 +759,10 @@ impl GnutlsServerOpts {
     fn command(&self, port: u16) -> Command {
         let mut c = Command::new("gnutls-serv");
         c.args(["--udp", "--echo", "-p", &port.to_string()]);
-        c.arg("--x509certfile").arg(path_arg(&self.cert)).arg("--x509keyfile").arg(path_arg(&self.key));
+        c.arg("--x509certfile")
+            .arg(path_arg(&self.cert))
+            .arg("--x509keyfile")
+            .arg(path_arg(&self.key));
         if let Some(ca) = &self.ca_file {
             c.arg("--x509cafile").arg(path_arg(ca));
         }
@@ -681,16 +812,24 @@ impl GnutlsServer {
         let mut last_err = String::new();
         for _attempt in 0..5 {
             let port = pick_udp_port();
-            let proc = PeerProcess::spawn("gnutls-serv", opts.command(port), opts.lifetime, None).expect("spawn gnutls-serv");
+            let proc = PeerProcess::spawn("gnutls-serv", opts.command(port), opts.lifetime, None)
+                .expect("spawn gnutls-serv");
             match proc.wait_line(READY_TIMEOUT, |_, l| l.contains("listening on IPv4")) {
                 Ok(line) if line.ends_with("done") => {
-                    return GnutlsServer { proc, addr: localhost(port), opts };
+                    return GnutlsServer {
+                        proc,
+                        addr: localhost(port),
+                        opts,
+                    };
                 }
                 Ok(line) if line.contains("bind() failed") => {
                     last_err = line;
                     continue; // port taken meanwhile: drop (kill) and retry
                 }
-                Ok(line) => panic!("gnutls-serv: unexpected readiness line {line:?}\n{}", proc.output()),
+                Ok(line) => panic!(
+                    "gnutls-serv: unexpected readiness line {line:?}\n{}",
+                    proc.output()
+                ),
                 Err(e) => panic!("gnutls-serv did not become ready: {e}"),
             }
         }
@@ -728,9 +867,16 @@ impl std::ops::DerefMut for GnutlsServer {
 /// `verify return:1` on stderr or for the server's handshake line).
 pub fn openssl_client(addr: SocketAddr, args: &[&str]) -> PeerProcess {
     let mut c = Command::new("openssl");
-    c.args(["s_client", "-dtls1_2", "-connect", &addr.to_string(), "-quiet"]);
+    c.args([
+        "s_client",
+        "-dtls1_2",
+        "-connect",
+        &addr.to_string(),
+        "-quiet",
+    ]);
     c.args(args);
-    PeerProcess::spawn("openssl-s_client", c, DEFAULT_LIFETIME, None).expect("spawn openssl s_client")
+    PeerProcess::spawn("openssl-s_client", c, DEFAULT_LIFETIME, None)
+        .expect("spawn openssl s_client")
 }
 
 /// `gnutls-cli --udp -p PORT 127.0.0.1` with extra arguments; stdin lines
@@ -738,7 +884,12 @@ pub fn openssl_client(addr: SocketAddr, args: &[&str]) -> PeerProcess {
 /// on stdout when ready.
 pub fn gnutls_client(addr: SocketAddr, args: &[&str]) -> PeerProcess {
     let mut c = Command::new("gnutls-cli");
-    c.args(["--udp", "-p", &addr.port().to_string(), &addr.ip().to_string()]);
+    c.args([
+        "--udp",
+        "-p",
+        &addr.port().to_string(),
+        &addr.ip().to_string(),
+    ]);
     c.args(args);
     PeerProcess::spawn("gnutls-cli", c, DEFAULT_LIFETIME, None).expect("spawn gnutls-cli")
 }

@@ -86,7 +86,12 @@ impl Relay {
         back.set_read_timeout(Some(POLL)).unwrap();
         let addr = front.local_addr().unwrap();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State { to_server: Vec::new(), to_client: Vec::new(), client: None, errors: Vec::new() }),
+            state: Mutex::new(State {
+                to_server: Vec::new(),
+                to_client: Vec::new(),
+                client: None,
+                errors: Vec::new(),
+            }),
             cond: Condvar::new(),
             filter: Mutex::new(Box::new(|_, _, _| Verdict::Forward)),
             stop: AtomicBool::new(false),
@@ -108,7 +113,12 @@ impl Relay {
                 .spawn(move || pump(&shared, Direction::ToClient, &back2, &front2))
                 .unwrap()
         };
-        Relay { addr, server, shared, threads: vec![t1, t2] }
+        Relay {
+            addr,
+            server,
+            shared,
+            threads: vec![t1, t2],
+        }
     }
 
     /// Where the client must send.
@@ -127,7 +137,10 @@ impl Relay {
 
     /// Drops the datagrams with these indices (per direction, from 0).
     pub fn drop_indices(&self, to_server: &[usize], to_client: &[usize]) {
-        let (s, c): (HashSet<usize>, HashSet<usize>) = (to_server.iter().copied().collect(), to_client.iter().copied().collect());
+        let (s, c): (HashSet<usize>, HashSet<usize>) = (
+            to_server.iter().copied().collect(),
+            to_client.iter().copied().collect(),
+        );
         self.set_filter(move |dir, i, _| {
             let set = if dir == Direction::ToServer { &s } else { &c };
             if set.contains(&i) {
@@ -145,7 +158,13 @@ impl Relay {
 
     /// Drops everything in `dir` (a silent peer).
     pub fn blackhole(&self, dir: Direction) {
-        self.set_filter(move |d, _, _| if d == dir { Verdict::Drop } else { Verdict::Forward });
+        self.set_filter(move |d, _, _| {
+            if d == dir {
+                Verdict::Drop
+            } else {
+                Verdict::Forward
+            }
+        });
     }
 
     /// Every datagram seen in `dir`, dropped ones included.
@@ -160,7 +179,11 @@ impl Relay {
 
     /// Sizes of the datagrams actually forwarded in `dir`.
     pub fn forwarded_sizes(&self, dir: Direction) -> Vec<usize> {
-        self.records(dir).iter().filter(|r| r.verdict != Verdict::Drop).map(|r| r.len).collect()
+        self.records(dir)
+            .iter()
+            .filter(|r| r.verdict != Verdict::Drop)
+            .map(|r| r.len)
+            .collect()
     }
 
     pub fn count(&self, dir: Direction) -> usize {
@@ -188,7 +211,9 @@ impl Relay {
             let now = Instant::now();
             if now >= deadline {
                 let seen = st.records(dir).len();
-                return Err(format!("relay: {seen} datagrams {dir:?}, expected {n} within {timeout:?}"));
+                return Err(format!(
+                    "relay: {seen} datagrams {dir:?}, expected {n} within {timeout:?}"
+                ));
             }
             st = self.shared.cond.wait_timeout(st, deadline - now).unwrap().0;
         }
@@ -210,8 +235,14 @@ impl Drop for Relay {
             let st = self.shared.state.lock().unwrap();
             eprintln!(
                 "---- relay ----\nto server: {:?}\nto client: {:?}\nerrors: {:?}",
-                st.to_server.iter().map(|r| (r.len, r.verdict)).collect::<Vec<_>>(),
-                st.to_client.iter().map(|r| (r.len, r.verdict)).collect::<Vec<_>>(),
+                st.to_server
+                    .iter()
+                    .map(|r| (r.len, r.verdict))
+                    .collect::<Vec<_>>(),
+                st.to_client
+                    .iter()
+                    .map(|r| (r.len, r.verdict))
+                    .collect::<Vec<_>>(),
                 st.errors
             );
         }
@@ -223,9 +254,21 @@ fn pump(shared: &Shared, dir: Direction, from: &UdpSocket, to: &UdpSocket) {
     while !shared.stop.load(Ordering::SeqCst) {
         let (n, src) = match from.recv_from(&mut buf) {
             Ok(v) => v,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(e) => {
-                shared.state.lock().unwrap().errors.push(format!("{dir:?} recv: {e}"));
+                shared
+                    .state
+                    .lock()
+                    .unwrap()
+                    .errors
+                    .push(format!("{dir:?} recv: {e}"));
                 continue;
             }
         };
@@ -253,13 +296,23 @@ fn pump(shared: &Shared, dir: Direction, from: &UdpSocket, to: &UdpSocket) {
                 },
             };
             if let Err(e) = r {
-                shared.state.lock().unwrap().errors.push(format!("{dir:?} send: {e}"));
+                shared
+                    .state
+                    .lock()
+                    .unwrap()
+                    .errors
+                    .push(format!("{dir:?} send: {e}"));
             }
         }
         {
             let mut st = shared.state.lock().unwrap();
             let at = shared.start.elapsed();
-            st.records(dir).push(Record { index, len: n, verdict, at });
+            st.records(dir).push(Record {
+                index,
+                len: n,
+                verdict,
+                at,
+            });
         }
         shared.cond.notify_all();
     }

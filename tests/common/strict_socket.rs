@@ -79,7 +79,9 @@ pub mod imp {
 
     impl StrictSocket {
         pub(super) fn inner(&self) -> &gio::Socket {
-            self.inner.get().expect("StrictSocket used before StrictSocket::new set its socket")
+            self.inner
+                .get()
+                .expect("StrictSocket used before StrictSocket::new set its socket")
         }
     }
 }
@@ -122,7 +124,9 @@ impl StrictSocket {
 }
 
 fn die(what: &str) -> ! {
-    eprintln!("StrictSocket: {what}: a non-blocking GDatagramBased user must never do this; aborting");
+    eprintln!(
+        "StrictSocket: {what}: a non-blocking GDatagramBased user must never do this; aborting"
+    );
     std::process::abort()
 }
 
@@ -169,13 +173,33 @@ unsafe extern "C" fn receive_messages(
         if flags != 0 {
             imp.bad_flags.fetch_add(1, Ordering::SeqCst);
             // SAFETY: `error` comes from GIO's wrapper.
-            unsafe { set_error(error, gio::IOErrorEnum::InvalidArgument, "StrictSocket: flags must be 0") };
+            unsafe {
+                set_error(
+                    error,
+                    gio::IOErrorEnum::InvalidArgument,
+                    "StrictSocket: flags must be 0",
+                )
+            };
             return -1;
         }
-        let inner: *mut GDatagramBased = imp.inner().upcast_ref::<gio::DatagramBased>().to_glib_none().0;
+        let inner: *mut GDatagramBased = imp
+            .inner()
+            .upcast_ref::<gio::DatagramBased>()
+            .to_glib_none()
+            .0;
         // SAFETY: forwards GIO's own arguments to the inner socket's
         // implementation; the inner socket is alive (we hold a reference).
-        unsafe { gio::ffi::g_datagram_based_receive_messages(inner, messages, num, 0, 0, cancellable, error) }
+        unsafe {
+            gio::ffi::g_datagram_based_receive_messages(
+                inner,
+                messages,
+                num,
+                0,
+                0,
+                cancellable,
+                error,
+            )
+        }
     })
 }
 
@@ -197,7 +221,13 @@ unsafe extern "C" fn send_messages(
         if flags != 0 {
             imp.bad_flags.fetch_add(1, Ordering::SeqCst);
             // SAFETY: `error` comes from GIO's wrapper.
-            unsafe { set_error(error, gio::IOErrorEnum::InvalidArgument, "StrictSocket: flags must be 0") };
+            unsafe {
+                set_error(
+                    error,
+                    gio::IOErrorEnum::InvalidArgument,
+                    "StrictSocket: flags must be 0",
+                )
+            };
             return -1;
         }
         let would_block = match imp.mode.load(Ordering::SeqCst) {
@@ -208,17 +238,30 @@ unsafe extern "C" fn send_messages(
         if would_block {
             imp.send_would_block.fetch_add(1, Ordering::SeqCst);
             // SAFETY: `error` comes from GIO's wrapper.
-            unsafe { set_error(error, gio::IOErrorEnum::WouldBlock, "StrictSocket: pretending to be full") };
+            unsafe {
+                set_error(
+                    error,
+                    gio::IOErrorEnum::WouldBlock,
+                    "StrictSocket: pretending to be full",
+                )
+            };
             return -1;
         }
-        let inner: *mut GDatagramBased = imp.inner().upcast_ref::<gio::DatagramBased>().to_glib_none().0;
+        let inner: *mut GDatagramBased = imp
+            .inner()
+            .upcast_ref::<gio::DatagramBased>()
+            .to_glib_none()
+            .0;
         // SAFETY: as in receive_messages.
-        unsafe { gio::ffi::g_datagram_based_send_messages(inner, messages, num, 0, 0, cancellable, error) }
+        unsafe {
+            gio::ffi::g_datagram_based_send_messages(inner, messages, num, 0, 0, cancellable, error)
+        }
     })
 }
 
 /// `GDatagramBasedSourceFunc` and `GSourceFunc` (what GLib stores).
-type DatagramSourceFn = unsafe extern "C" fn(*mut GDatagramBased, GIOCondition, glib::ffi::gpointer) -> gboolean;
+type DatagramSourceFn =
+    unsafe extern "C" fn(*mut GDatagramBased, GIOCondition, glib::ffi::gpointer) -> gboolean;
 type SourceFn = unsafe extern "C" fn(glib::ffi::gpointer) -> gboolean;
 
 /// The parent source returned by `create_source`: dispatched when its child
@@ -240,11 +283,20 @@ static STRICT_SOURCE_FUNCS: glib::ffi::GSourceFuncs = glib::ffi::GSourceFuncs {
     closure_marshal: None,
 };
 
-unsafe extern "C" fn strict_source_dispatch(source: *mut GSource, callback: glib::ffi::GSourceFunc, user_data: glib::ffi::gpointer) -> gboolean {
+unsafe extern "C" fn strict_source_dispatch(
+    source: *mut GSource,
+    callback: glib::ffi::GSourceFunc,
+    user_data: glib::ffi::gpointer,
+) -> gboolean {
     guard("source dispatch", || {
         // SAFETY: GLib dispatches only sources made by `create_source`
         // below, which are StrictSource-sized and initialised.
-        let (wrapper, condition) = unsafe { ((*(source as *mut StrictSource)).wrapper, (*(source as *mut StrictSource)).condition) };
+        let (wrapper, condition) = unsafe {
+            (
+                (*(source as *mut StrictSource)).wrapper,
+                (*(source as *mut StrictSource)).condition,
+            )
+        };
         let Some(callback) = callback else {
             eprintln!("StrictSocket source dispatched without a callback");
             return glib::ffi::GFALSE;
@@ -253,7 +305,9 @@ unsafe extern "C" fn strict_source_dispatch(source: *mut GSource, callback: glib
         // GDatagramBasedSourceFunc cast to GSourceFunc (as GSocket's do).
         let callback = unsafe { std::mem::transmute::<SourceFn, DatagramSourceFn>(callback) };
         // The *inner* GSocket's check: the StrictSocket's own would abort.
-        let ready = gio::prelude::SocketExt::condition_check(imp(wrapper).inner(), unsafe { from_glib(condition) });
+        let ready = gio::prelude::SocketExt::condition_check(imp(wrapper).inner(), unsafe {
+            from_glib(condition)
+        });
         // SAFETY: `wrapper` is kept alive by this source.
         unsafe { callback(wrapper, ready.into_glib(), user_data) }
     })
@@ -261,18 +315,32 @@ unsafe extern "C" fn strict_source_dispatch(source: *mut GSource, callback: glib
 
 unsafe extern "C" fn strict_source_finalize(source: *mut GSource) {
     // SAFETY: as in dispatch; drops the reference taken in create_source.
-    unsafe { glib::gobject_ffi::g_object_unref((*(source as *mut StrictSource)).wrapper as *mut _) };
+    unsafe {
+        glib::gobject_ffi::g_object_unref((*(source as *mut StrictSource)).wrapper as *mut _)
+    };
 }
 
-unsafe extern "C" fn child_noop(_: *mut GDatagramBased, _: GIOCondition, _: glib::ffi::gpointer) -> gboolean {
+unsafe extern "C" fn child_noop(
+    _: *mut GDatagramBased,
+    _: GIOCondition,
+    _: glib::ffi::gpointer,
+) -> gboolean {
     glib::ffi::GTRUE
 }
 
-unsafe extern "C" fn create_source(d: *mut GDatagramBased, condition: GIOCondition, cancellable: *mut GCancellable) -> *mut GSource {
+unsafe extern "C" fn create_source(
+    d: *mut GDatagramBased,
+    condition: GIOCondition,
+    cancellable: *mut GCancellable,
+) -> *mut GSource {
     guard("create_source", || {
         let imp = imp(d);
         imp.create_source.fetch_add(1, Ordering::SeqCst);
-        let inner: *mut GDatagramBased = imp.inner().upcast_ref::<gio::DatagramBased>().to_glib_none().0;
+        let inner: *mut GDatagramBased = imp
+            .inner()
+            .upcast_ref::<gio::DatagramBased>()
+            .to_glib_none()
+            .0;
         // SAFETY: plain GLib calls on objects we own. The child is the inner
         // socket's own source (full reference, handed to the parent); the
         // parent is a zero-initialised StrictSource whose fields are set
@@ -296,7 +364,10 @@ unsafe extern "C" fn create_source(d: *mut GDatagramBased, condition: GIOConditi
     })
 }
 
-unsafe extern "C" fn condition_check(d: *mut GDatagramBased, condition: GIOCondition) -> GIOCondition {
+unsafe extern "C" fn condition_check(
+    d: *mut GDatagramBased,
+    condition: GIOCondition,
+) -> GIOCondition {
     imp(d).condition_check.fetch_add(1, Ordering::SeqCst);
     die(&format!("condition_check({condition:#x})"))
 }
@@ -309,7 +380,9 @@ unsafe extern "C" fn condition_wait(
     _error: *mut *mut GError,
 ) -> gboolean {
     imp(d).condition_wait.fetch_add(1, Ordering::SeqCst);
-    die(&format!("condition_wait({condition:#x}, timeout {timeout})"))
+    die(&format!(
+        "condition_wait({condition:#x}, timeout {timeout})"
+    ))
 }
 
 // SAFETY: fills GDatagramBasedInterface with trampolines that only ever see

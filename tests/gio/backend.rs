@@ -48,7 +48,10 @@ fn module_query_names_the_tls_extension_point() {
     let link = dir.join("libgiodtlsopenssl.so");
     let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(&env.library, &link).unwrap();
-    let status = std::process::Command::new(querymodules()).arg(&dir).status().unwrap();
+    let status = std::process::Command::new(querymodules())
+        .arg(&dir)
+        .status()
+        .unwrap();
     assert!(status.success());
     let cache = std::fs::read_to_string(dir.join("giomodule.cache")).unwrap();
     assert_eq!(cache.trim(), "libgiodtlsopenssl.so: gio-tls-backend");
@@ -74,17 +77,27 @@ fn querymodules() -> String {
 fn installing_does_not_replace_the_default_backend() {
     let env = common::init();
     if !std::path::Path::new(common::GNUTLS_MODULE).exists() {
-        panic!("glib-networking is not installed: {}", common::GNUTLS_MODULE);
+        panic!(
+            "glib-networking is not installed: {}",
+            common::GNUTLS_MODULE
+        );
     }
-    let script = "from gi.repository import Gio; print(Gio.TlsBackend.get_default().__gtype__.name)";
+    let script =
+        "from gi.repository import Gio; print(Gio.TlsBackend.get_default().__gtype__.name)";
     let run = |use_tls: Option<&str>| {
         let mut cmd = std::process::Command::new("/usr/bin/python3");
-        cmd.args(["-c", script]).env("GIO_MODULE_DIR", &env.modules).env_remove("GIO_USE_TLS");
+        cmd.args(["-c", script])
+            .env("GIO_MODULE_DIR", &env.modules)
+            .env_remove("GIO_USE_TLS");
         if let Some(v) = use_tls {
             cmd.env("GIO_USE_TLS", v);
         }
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
     assert_eq!(run(None), "GTlsBackendGnutls");

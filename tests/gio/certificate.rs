@@ -29,7 +29,11 @@ fn properties_of_a_server_certificate() {
         .map(|b| String::from_utf8(b.to_vec()).unwrap())
         .collect();
     assert_eq!(dns, ["server.example.com", "localhost"]);
-    let ips: Vec<String> = c.ip_addresses().iter().map(|a| a.to_string().to_string()).collect();
+    let ips: Vec<String> = c
+        .ip_addresses()
+        .iter()
+        .map(|a| a.to_string().to_string())
+        .collect();
     assert_eq!(ips, ["127.0.0.1", "::1"]);
 
     assert_eq!(der(&c), std::fs::read(pki("server.der")).unwrap());
@@ -47,7 +51,11 @@ fn pem_round_trip_and_is_same() {
     let again = gio::TlsCertificate::from_pem(&pem).unwrap();
     assert!(c.is_same(&again));
     assert!(!c.is_same(&cert("client.pem")));
-    let from_der = new_cert(&[("certificate", glib::ByteArray::from(der(&c).as_slice()).into())]).unwrap();
+    let from_der = new_cert(&[(
+        "certificate",
+        glib::ByteArray::from(der(&c).as_slice()).into(),
+    )])
+    .unwrap();
     assert!(from_der.is_same(&c));
 }
 
@@ -55,13 +63,19 @@ fn pem_round_trip_and_is_same() {
 fn private_key_from_files_and_from_pem() {
     let c = gio::TlsCertificate::from_files(pki("server.pem"), pki("server.key")).unwrap();
     let key_pem = c.private_key_pem().unwrap();
-    assert!(key_pem.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS #8 expected: {key_pem}");
+    assert!(
+        key_pem.starts_with("-----BEGIN PRIVATE KEY-----"),
+        "PKCS #8 expected: {key_pem}"
+    );
     assert!(!c.private_key().unwrap().is_empty());
     let combined = gio::TlsCertificate::from_file(pki("server-key.pem")).unwrap();
     assert!(combined.private_key().is_some());
     // Re-import the exported key.
     let both = format!("{}{}", c.certificate_pem().unwrap(), key_pem);
-    assert!(gio::TlsCertificate::from_pem(&both).unwrap().private_key().is_some());
+    assert!(gio::TlsCertificate::from_pem(&both)
+        .unwrap()
+        .private_key()
+        .is_some());
 }
 
 fn chain_len(c: &gio::TlsCertificate) -> usize {
@@ -79,7 +93,12 @@ fn chains_from_multi_certificate_pem() {
     let full = cert("chain-full.pem");
     assert_eq!(chain_len(&full), 3);
     assert!(full.issuer().unwrap().is_same(&cert("intermediate.pem")));
-    assert!(full.issuer().unwrap().issuer().unwrap().is_same(&cert("ca.pem")));
+    assert!(full
+        .issuer()
+        .unwrap()
+        .issuer()
+        .unwrap()
+        .is_same(&cert("ca.pem")));
     assert_eq!(chain_len(&cert("chain-leaf-int.pem")), 2);
     // Out of order: our verify() refuses the links, so GIO keeps only the
     // first certificate (as with GnuTLS).
@@ -112,38 +131,64 @@ fn pkcs12_with_and_without_password() {
 fn verify_reports_exact_flags() {
     let ca = cert("ca.pem");
     let server = cert("server.pem");
-    let v = |c: &gio::TlsCertificate, id: Option<gio::SocketConnectable>, ca: Option<&gio::TlsCertificate>| {
-        c.verify(id.as_ref(), ca)
-    };
-    assert_eq!(v(&server, Some(host("server.example.com")), Some(&ca)), F::empty());
+    let v = |c: &gio::TlsCertificate,
+             id: Option<gio::SocketConnectable>,
+             ca: Option<&gio::TlsCertificate>| { c.verify(id.as_ref(), ca) };
+    assert_eq!(
+        v(&server, Some(host("server.example.com")), Some(&ca)),
+        F::empty()
+    );
     assert_eq!(v(&server, Some(host("localhost")), Some(&ca)), F::empty());
-    assert_eq!(v(&server, Some(host("wrong.example.com")), Some(&ca)), F::BAD_IDENTITY);
+    assert_eq!(
+        v(&server, Some(host("wrong.example.com")), Some(&ca)),
+        F::BAD_IDENTITY
+    );
     assert_eq!(v(&server, Some(ip("127.0.0.1")), Some(&ca)), F::empty());
     assert_eq!(v(&server, Some(ip("::1")), Some(&ca)), F::empty());
     assert_eq!(v(&server, Some(ip("10.1.2.3")), Some(&ca)), F::BAD_IDENTITY);
     // An IP literal given as a host name is matched as an address.
     assert_eq!(v(&server, Some(host("127.0.0.1")), Some(&ca)), F::empty());
     assert_eq!(v(&server, None, Some(&ca)), F::empty());
-    assert_eq!(v(&cert("server-other-ca.pem"), None, Some(&ca)), F::UNKNOWN_CA);
+    assert_eq!(
+        v(&cert("server-other-ca.pem"), None, Some(&ca)),
+        F::UNKNOWN_CA
+    );
     assert_eq!(v(&cert("self-signed.pem"), None, Some(&ca)), F::UNKNOWN_CA);
     assert_eq!(v(&cert("server-expired.pem"), None, Some(&ca)), F::EXPIRED);
-    assert_eq!(v(&cert("server-future.pem"), None, Some(&ca)), F::NOT_ACTIVATED);
+    assert_eq!(
+        v(&cert("server-future.pem"), None, Some(&ca)),
+        F::NOT_ACTIVATED
+    );
     assert_eq!(v(&cert("server-weak.pem"), None, Some(&ca)), F::INSECURE);
     // Several problems at once are all reported.
     assert_eq!(
-        v(&cert("server-expired.pem"), Some(host("wrong.example.com")), Some(&ca)),
+        v(
+            &cert("server-expired.pem"),
+            Some(host("wrong.example.com")),
+            Some(&ca)
+        ),
         F::EXPIRED | F::BAD_IDENTITY
     );
     // Without a trusted CA, UNKNOWN_CA is never set (GIO's documented rule).
     assert_eq!(v(&server, None, None), F::empty());
     assert_eq!(v(&cert("server-expired.pem"), None, None), F::EXPIRED);
     // Through an intermediate: the chain's issuer links are followed.
-    assert_eq!(v(&cert("chain-leaf-int.pem"), Some(host("server.example.com")), Some(&ca)), F::empty());
+    assert_eq!(
+        v(
+            &cert("chain-leaf-int.pem"),
+            Some(host("server.example.com")),
+            Some(&ca)
+        ),
+        F::empty()
+    );
     assert_eq!(v(&cert("leaf-int.pem"), None, Some(&ca)), F::UNKNOWN_CA);
     // Issuer links that do not chain up are refused even when the CA signed
     // the leaf directly.
     let misordered = crate::common::cert_with_issuer("leaf-int.pem", Some(&ca));
-    assert_eq!(v(&misordered, None, Some(&cert("intermediate.pem"))), F::UNKNOWN_CA);
+    assert_eq!(
+        v(&misordered, None, Some(&cert("intermediate.pem"))),
+        F::UNKNOWN_CA
+    );
     // A self-signed certificate trusted as its own CA (pinning).
     let ss = cert("self-signed.pem");
     assert_eq!(v(&ss, None, Some(&ss)), F::empty());
@@ -154,7 +199,8 @@ fn verify_reports_exact_flags() {
 fn verify_flags_a_non_ca_issuer_as_generic_error() {
     use openssl::{asn1::Asn1Time, hash::MessageDigest, pkey::PKey, x509::X509};
     let issuer_cert = X509::from_pem(&std::fs::read(pki("server.pem")).unwrap()).unwrap();
-    let issuer_key = PKey::private_key_from_pem(&std::fs::read(pki("server.key")).unwrap()).unwrap();
+    let issuer_key =
+        PKey::private_key_from_pem(&std::fs::read(pki("server.key")).unwrap()).unwrap();
     let key = PKey::from_ec_key(
         openssl::ec::EcKey::generate(
             &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
@@ -163,14 +209,17 @@ fn verify_flags_a_non_ca_issuer_as_generic_error() {
     )
     .unwrap();
     let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", "under-a-leaf.example.com").unwrap();
+    name.append_entry_by_text("CN", "under-a-leaf.example.com")
+        .unwrap();
     let mut b = X509::builder().unwrap();
     b.set_version(2).unwrap();
     b.set_subject_name(&name.build()).unwrap();
     b.set_issuer_name(issuer_cert.subject_name()).unwrap();
     b.set_pubkey(&key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(30).unwrap()).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
     b.sign(&issuer_key, MessageDigest::sha256()).unwrap();
     let pem = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
 
@@ -191,9 +240,14 @@ fn bad_input_gets_the_documented_errors() {
     assert!(err.matches(glib::FileError::Noent), "{err}");
 
     let garbage = std::fs::read(pki("garbage.der")).unwrap();
-    let err = new_cert(&[("certificate", glib::ByteArray::from(garbage.as_slice()).into())]).unwrap_err();
+    let err = new_cert(&[(
+        "certificate",
+        glib::ByteArray::from(garbage.as_slice()).into(),
+    )])
+    .unwrap_err();
     assert!(err.matches(gio::TlsError::BadCertificate), "{err}");
-    let err = new_cert(&[("certificate", glib::ByteArray::from(&garbage[..0]).into())]).unwrap_err();
+    let err =
+        new_cert(&[("certificate", glib::ByteArray::from(&garbage[..0]).into())]).unwrap_err();
     assert!(err.matches(gio::TlsError::BadCertificate), "{err}");
     let err = new_cert(&[]).unwrap_err();
     assert!(err.matches(gio::TlsError::BadCertificate), "{err}");
@@ -205,8 +259,14 @@ fn bad_input_gets_the_documented_errors() {
     assert!(err.matches(gio::TlsError::BadCertificate), "{err}");
 
     let err = new_cert(&[
-        ("certificate-pem", std::fs::read_to_string(pki("server.pem")).unwrap().into()),
-        ("private-key-pem", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into()),
+        (
+            "certificate-pem",
+            std::fs::read_to_string(pki("server.pem")).unwrap().into(),
+        ),
+        (
+            "private-key-pem",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into(),
+        ),
     ])
     .unwrap_err();
     assert!(err.matches(gio::TlsError::BadCertificate), "{err}");

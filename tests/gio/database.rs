@@ -14,7 +14,12 @@ fn file_db(anchors: &str) -> gio::TlsDatabase {
     gio::TlsFileDatabase::new(pki(anchors)).unwrap().upcast()
 }
 
-fn verify(db: &gio::TlsDatabase, chain: &gio::TlsCertificate, purpose: &str, id: Option<gio::SocketConnectable>) -> F {
+fn verify(
+    db: &gio::TlsDatabase,
+    chain: &gio::TlsCertificate,
+    purpose: &str,
+    id: Option<gio::SocketConnectable>,
+) -> F {
     db.verify_chain(
         chain,
         purpose,
@@ -39,22 +44,53 @@ fn file_database_properties() {
 fn verify_chain_flags() {
     let db = file_db("ca.pem");
     let server = cert("server.pem");
-    assert_eq!(verify(&db, &server, SERVER, Some(host("server.example.com"))), F::empty());
-    assert_eq!(verify(&db, &server, SERVER, Some(ip("127.0.0.1"))), F::empty());
+    assert_eq!(
+        verify(&db, &server, SERVER, Some(host("server.example.com"))),
+        F::empty()
+    );
+    assert_eq!(
+        verify(&db, &server, SERVER, Some(ip("127.0.0.1"))),
+        F::empty()
+    );
     assert_eq!(verify(&db, &server, SERVER, Some(ip("::1"))), F::empty());
-    assert_eq!(verify(&db, &server, SERVER, Some(host("wrong.example.com"))), F::BAD_IDENTITY);
-    assert_eq!(verify(&db, &server, SERVER, Some(ip("192.0.2.1"))), F::BAD_IDENTITY);
+    assert_eq!(
+        verify(&db, &server, SERVER, Some(host("wrong.example.com"))),
+        F::BAD_IDENTITY
+    );
+    assert_eq!(
+        verify(&db, &server, SERVER, Some(ip("192.0.2.1"))),
+        F::BAD_IDENTITY
+    );
     assert_eq!(verify(&db, &server, SERVER, None), F::empty());
-    let svc: gio::SocketConnectable = gio::NetworkService::new("coap", "udp", "server.example.com").upcast();
+    let svc: gio::SocketConnectable =
+        gio::NetworkService::new("coap", "udp", "server.example.com").upcast();
     assert_eq!(verify(&db, &server, SERVER, Some(svc)), F::empty());
-    assert_eq!(verify(&db, &cert("server-other-ca.pem"), SERVER, None), F::UNKNOWN_CA);
-    assert_eq!(verify(&db, &cert("self-signed.pem"), SERVER, None), F::UNKNOWN_CA);
-    assert_eq!(verify(&db, &cert("server-expired.pem"), SERVER, None), F::EXPIRED);
-    assert_eq!(verify(&db, &cert("server-future.pem"), SERVER, None), F::NOT_ACTIVATED);
-    assert_eq!(verify(&db, &cert("server-weak.pem"), SERVER, None), F::INSECURE);
+    assert_eq!(
+        verify(&db, &cert("server-other-ca.pem"), SERVER, None),
+        F::UNKNOWN_CA
+    );
+    assert_eq!(
+        verify(&db, &cert("self-signed.pem"), SERVER, None),
+        F::UNKNOWN_CA
+    );
+    assert_eq!(
+        verify(&db, &cert("server-expired.pem"), SERVER, None),
+        F::EXPIRED
+    );
+    assert_eq!(
+        verify(&db, &cert("server-future.pem"), SERVER, None),
+        F::NOT_ACTIVATED
+    );
+    assert_eq!(
+        verify(&db, &cert("server-weak.pem"), SERVER, None),
+        F::INSECURE
+    );
     // A client certificate for client authentication, and the wrong way round.
     assert_eq!(verify(&db, &cert("client.pem"), CLIENT, None), F::empty());
-    assert_eq!(verify(&db, &cert("client.pem"), SERVER, None), F::GENERIC_ERROR);
+    assert_eq!(
+        verify(&db, &cert("client.pem"), SERVER, None),
+        F::GENERIC_ERROR
+    );
     assert_eq!(verify(&db, &server, CLIENT, None), F::GENERIC_ERROR);
 }
 
@@ -63,10 +99,19 @@ fn verify_chain_through_intermediates() {
     let db = file_db("ca.pem");
     let id = || Some(host("server.example.com"));
     // leaf + intermediate, and with the (redundant) root included.
-    assert_eq!(verify(&db, &cert("chain-leaf-int.pem"), SERVER, id()), F::empty());
-    assert_eq!(verify(&db, &cert("chain-full.pem"), SERVER, id()), F::empty());
+    assert_eq!(
+        verify(&db, &cert("chain-leaf-int.pem"), SERVER, id()),
+        F::empty()
+    );
+    assert_eq!(
+        verify(&db, &cert("chain-full.pem"), SERVER, id()),
+        F::empty()
+    );
     // Without the intermediate there is no path.
-    assert_eq!(verify(&db, &cert("leaf-int.pem"), SERVER, id()), F::UNKNOWN_CA);
+    assert_eq!(
+        verify(&db, &cert("leaf-int.pem"), SERVER, id()),
+        F::UNKNOWN_CA
+    );
 
     // Unordered: issuer links leaf → root → intermediate.
     let int = cert_with_issuer("intermediate.pem", None);
@@ -91,8 +136,14 @@ fn verify_chain_finds_alternate_paths() {
     let int = cert_with_issuer("intermediate.pem", Some(&cross));
     let leaf = cert_with_issuer("leaf-int.pem", Some(&int));
     assert_eq!(verify(&file_db("ca.pem"), &leaf, SERVER, None), F::empty());
-    assert_eq!(verify(&file_db("other-ca.pem"), &leaf, SERVER, None), F::empty());
-    assert_eq!(verify(&file_db("self-signed.pem"), &leaf, SERVER, None), F::UNKNOWN_CA);
+    assert_eq!(
+        verify(&file_db("other-ca.pem"), &leaf, SERVER, None),
+        F::empty()
+    );
+    assert_eq!(
+        verify(&file_db("self-signed.pem"), &leaf, SERVER, None),
+        F::UNKNOWN_CA
+    );
 }
 
 #[test]
@@ -103,7 +154,9 @@ fn lookups_and_handles() {
     let no_i = None::<&gio::TlsInteraction>;
     let flags = gio::TlsDatabaseLookupFlags::NONE;
 
-    let issuer = db.lookup_certificate_issuer(&cert("server.pem"), no_i, flags, none).unwrap();
+    let issuer = db
+        .lookup_certificate_issuer(&cert("server.pem"), no_i, flags, none)
+        .unwrap();
     assert!(issuer.is_same(&ca));
     assert!(lookup_issuer_raw(&db, &cert("server-other-ca.pem")).is_none());
 
@@ -120,10 +173,15 @@ fn lookups_and_handles() {
     assert!(err.matches(gio::IOErrorEnum::InvalidArgument), "{err}");
 
     let handle = db.create_certificate_handle(&ca).unwrap();
-    let found = db.lookup_certificate_for_handle(&handle, no_i, flags, none).unwrap();
+    let found = db
+        .lookup_certificate_for_handle(&handle, no_i, flags, none)
+        .unwrap();
     assert!(found.unwrap().is_same(&ca));
     assert!(db.create_certificate_handle(&cert("server.pem")).is_none());
-    assert!(db.lookup_certificate_for_handle("nonsense", no_i, flags, none).unwrap().is_none());
+    assert!(db
+        .lookup_certificate_for_handle("nonsense", no_i, flags, none)
+        .unwrap()
+        .is_none());
 }
 
 #[test]
@@ -158,11 +216,23 @@ fn verify_chain_async_and_cancellation() {
 fn default_database_uses_the_system_store() {
     let db = common::backend().default_database();
     // Our test CA is not a system anchor.
-    assert_eq!(verify(&db, &cert("server.pem"), SERVER, Some(host("server.example.com"))), F::UNKNOWN_CA);
+    assert_eq!(
+        verify(
+            &db,
+            &cert("server.pem"),
+            SERVER,
+            Some(host("server.example.com"))
+        ),
+        F::UNKNOWN_CA
+    );
     // A system anchor verifies against itself: take one from the bundle.
-    let bundle = gio::TlsCertificate::list_new_from_file("/etc/ssl/certs/ca-certificates.crt").unwrap();
+    let bundle =
+        gio::TlsCertificate::list_new_from_file("/etc/ssl/certs/ca-certificates.crt").unwrap();
     let anchor = bundle.first().expect("Debian's ca-certificates bundle");
-    assert_eq!(verify(&db, anchor, SERVER, None) & F::UNKNOWN_CA, F::empty());
+    assert_eq!(
+        verify(&db, anchor, SERVER, None) & F::UNKNOWN_CA,
+        F::empty()
+    );
 }
 
 #[test]
@@ -180,7 +250,9 @@ fn database_errors() {
 fn verifies_certificates_of_another_backend() {
     common::init();
     let ep = gio::IOExtensionPoint::lookup("gio-tls-backend").unwrap();
-    let gnutls = ep.extension_by_name("gnutls").expect("glib-networking's GnuTLS module loaded");
+    let gnutls = ep
+        .extension_by_name("gnutls")
+        .expect("glib-networking's GnuTLS module loaded");
     let backend: gio::TlsBackend = glib::Object::with_type(gnutls.type_()).downcast().unwrap();
     let ty = backend.certificate_type();
     assert_ne!(ty.name(), "DtlsOpensslCertificate");
@@ -197,14 +269,26 @@ fn verifies_certificates_of_another_backend() {
     let int = make("intermediate.pem", None);
     let leaf = make("leaf-int.pem", Some(&int));
     let db = file_db("ca.pem");
-    assert_eq!(verify(&db, &leaf, SERVER, Some(host("server.example.com"))), F::empty());
-    assert_eq!(verify(&db, &make("server-expired.pem", None), SERVER, None), F::EXPIRED);
+    assert_eq!(
+        verify(&db, &leaf, SERVER, Some(host("server.example.com"))),
+        F::empty()
+    );
+    assert_eq!(
+        verify(&db, &make("server-expired.pem", None), SERVER, None),
+        F::EXPIRED
+    );
     // And our certificate's verify() accepts their CA.
-    assert_eq!(cert("server.pem").verify(None::<&gio::SocketConnectable>, Some(&make("ca.pem", None))), F::empty());
+    assert_eq!(
+        cert("server.pem").verify(None::<&gio::SocketConnectable>, Some(&make("ca.pem", None))),
+        F::empty()
+    );
 }
 
 /// gio-rs maps a NULL "not found" to a panic; use the C call directly.
-fn lookup_issuer_raw(db: &gio::TlsDatabase, c: &gio::TlsCertificate) -> Option<gio::TlsCertificate> {
+fn lookup_issuer_raw(
+    db: &gio::TlsDatabase,
+    c: &gio::TlsCertificate,
+) -> Option<gio::TlsCertificate> {
     use glib::translate::*;
     let mut error = std::ptr::null_mut();
     // SAFETY: valid objects; NULL interaction and cancellable are allowed.

@@ -8,7 +8,9 @@ use gio::TlsCertificateFlags as F;
 
 use crate::common::dtls::{client, connected_socket, recv, recv_vectored, send, send_many};
 use crate::common::echo_peer::{EchoPeer, EchoPeerOpts};
-use crate::common::peers::{ClientCert, GnutlsServer, GnutlsServerOpts, OpensslServer, OpensslServerOpts};
+use crate::common::peers::{
+    ClientCert, GnutlsServer, GnutlsServerOpts, OpensslServer, OpensslServerOpts,
+};
 use crate::common::relay::{Direction, Relay};
 use crate::common::{self, cert, pki};
 
@@ -40,15 +42,23 @@ fn handshake_and_echo_with_openssl_s_server() {
     let notified = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
     for p in ["peer-certificate", "protocol-version", "ciphersuite-name"] {
         let n = notified.clone();
-        conn.connect_notify_local(Some(p), move |_, ps| n.borrow_mut().push(ps.name().to_string()));
+        conn.connect_notify_local(Some(p), move |_, ps| {
+            n.borrow_mut().push(ps.name().to_string())
+        });
     }
     conn.handshake(gio::Cancellable::NONE).unwrap();
     assert_eq!(conn.protocol_version(), gio::TlsProtocolVersion::Dtls12);
     let suite = conn.ciphersuite_name().unwrap();
-    assert!(suite.starts_with("TLS_ECDHE_ECDSA_WITH_"), "IANA name expected: {suite}");
+    assert!(
+        suite.starts_with("TLS_ECDHE_ECDSA_WITH_"),
+        "IANA name expected: {suite}"
+    );
     let peer = conn.peer_certificate().unwrap();
     assert!(peer.is_same(&cert("server.pem")));
-    assert!(peer.subject_name().unwrap().ends_with("CN=server.example.com"));
+    assert!(peer
+        .subject_name()
+        .unwrap()
+        .ends_with("CN=server.example.com"));
     assert_eq!(conn.peer_certificate_errors(), F::empty());
     assert_eq!(notified.borrow().len(), 3, "{:?}", notified.borrow());
 
@@ -121,7 +131,10 @@ fn several_messages_per_call() {
     while got.len() < 3 && Instant::now() < deadline {
         got.extend(recv_vectored(&conn, &[&[64], &[64], &[64]], 0, 5 * SECOND, None).unwrap());
     }
-    assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]);
+    assert_eq!(
+        got,
+        vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+    );
     // Nothing left: timeout 0 would block, a short timeout times out.
     let err = recv(&conn, 64, 0).unwrap_err();
     assert!(err.matches(gio::IOErrorEnum::WouldBlock), "{err}");
@@ -147,7 +160,11 @@ fn failing_handshake(server_cert: &str, identity: Option<&str>) -> (glib::Error,
         false
     });
     let err = conn.handshake(gio::Cancellable::NONE).unwrap_err();
-    assert_eq!(seen.get(), Some(conn.peer_certificate_errors()), "accept-certificate got the same flags");
+    assert_eq!(
+        seen.get(),
+        Some(conn.peer_certificate_errors()),
+        "accept-certificate got the same flags"
+    );
     // Rejected before any application data: sends fail with the same error.
     let again = send(&conn, b"x", -1).unwrap_err();
     assert_eq!(again.message(), err.message());
@@ -189,7 +206,9 @@ fn ip_identity_is_matched_against_ip_sans() {
     conn.handshake(gio::Cancellable::NONE).unwrap();
     assert_eq!(conn.peer_certificate_errors(), F::empty());
     // No SNI for an address literal.
-    let log = peer.wait(Duration::from_secs(5), |l| !l.conns.is_empty()).unwrap();
+    let log = peer
+        .wait(Duration::from_secs(5), |l| !l.conns.is_empty())
+        .unwrap();
     assert_eq!(log.conns[0].sni, None);
 }
 
@@ -198,13 +217,18 @@ fn sni_carries_the_host_name() {
     let peer = echo_peer();
     let conn = trusting_client(peer.addr());
     conn.handshake(gio::Cancellable::NONE).unwrap();
-    let log = peer.wait(Duration::from_secs(5), |l| !l.conns.is_empty()).unwrap();
+    let log = peer
+        .wait(Duration::from_secs(5), |l| !l.conns.is_empty())
+        .unwrap();
     assert_eq!(log.conns[0].sni.as_deref(), Some("server.example.com"));
 }
 
 #[test]
 fn accept_certificate_can_override() {
-    let peer = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).cert(&pki_dir().join("server-other-ca.pem"), &pki_dir().join("server-other-ca.key")));
+    let peer = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).cert(
+        &pki_dir().join("server-other-ca.pem"),
+        &pki_dir().join("server-other-ca.key"),
+    ));
     let conn = trusting_client(peer.addr());
     conn.connect_accept_certificate(|_, _, errors| errors == F::UNKNOWN_CA);
     conn.handshake(gio::Cancellable::NONE).unwrap();
@@ -217,7 +241,10 @@ fn accept_certificate_can_override() {
 /// its SHA-256 fingerprint.
 #[test]
 fn certificate_pinning_without_a_ca() {
-    let peer = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).cert(&pki_dir().join("self-signed.pem"), &pki_dir().join("self-signed.key")));
+    let peer = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).cert(
+        &pki_dir().join("self-signed.pem"),
+        &pki_dir().join("self-signed.key"),
+    ));
     let expected = openssl::sha::sha256(&common::der(&cert("self-signed.pem")));
     let conn = client(peer.addr(), Some("peer"));
     conn.set_database(None::<&gio::TlsDatabase>);
@@ -231,7 +258,10 @@ fn certificate_pinning_without_a_ca() {
     assert_eq!(recv(&conn, 64, 5 * SECOND).unwrap(), b"pinned");
 
     // Another self-signed peer is refused by the same pin.
-    let other = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).cert(&pki_dir().join("server-other-ca.pem"), &pki_dir().join("server-other-ca.key")));
+    let other = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).cert(
+        &pki_dir().join("server-other-ca.pem"),
+        &pki_dir().join("server-other-ca.key"),
+    ));
     let conn = client(other.addr(), Some("peer"));
     conn.set_database(None::<&gio::TlsDatabase>);
     conn.connect_accept_certificate(pinned);
@@ -247,7 +277,9 @@ fn alpn_is_negotiated() {
     conn.handshake(gio::Cancellable::NONE).unwrap();
     assert_eq!(conn.negotiated_protocol().as_deref(), Some("foo"));
     // s_server prints its side after the handshake: wait for it.
-    server.wait_for("ALPN protocols selected", Duration::from_secs(5)).unwrap();
+    server
+        .wait_for("ALPN protocols selected", Duration::from_secs(5))
+        .unwrap();
     assert_eq!(server.selected_alpn().as_deref(), Some("foo"));
     // Without a common protocol there is none.
     let peer = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).alpn(&["x"]));
@@ -258,7 +290,10 @@ fn alpn_is_negotiated() {
 }
 
 /// `g_dtls_connection_get_channel_binding_data` (not in the gio crate).
-fn binding(conn: &gio::DtlsClientConnection, kind: gio::TlsChannelBindingType) -> Result<Vec<u8>, glib::Error> {
+fn binding(
+    conn: &gio::DtlsClientConnection,
+    kind: gio::TlsChannelBindingType,
+) -> Result<Vec<u8>, glib::Error> {
     use glib::translate::*;
     let mut error = std::ptr::null_mut();
     // SAFETY: a live connection and a fresh byte array we own.
@@ -270,7 +305,11 @@ fn binding(conn: &gio::DtlsClientConnection, kind: gio::TlsChannelBindingType) -
             data,
             &mut error,
         );
-        let bytes = if (*data).len == 0 { Vec::new() } else { std::slice::from_raw_parts((*data).data, (*data).len as usize).to_vec() };
+        let bytes = if (*data).len == 0 {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts((*data).data, (*data).len as usize).to_vec()
+        };
         glib::ffi::g_byte_array_unref(data);
         if ok == 0 {
             return Err(from_glib_full(error));
@@ -284,12 +323,18 @@ fn channel_binding_data() {
     let peer = echo_peer();
     let conn = trusting_client(peer.addr());
     let err = binding(&conn, gio::TlsChannelBindingType::Unique).unwrap_err();
-    assert!(err.matches(gio::TlsChannelBindingError::InvalidState), "{err}");
+    assert!(
+        err.matches(gio::TlsChannelBindingError::InvalidState),
+        "{err}"
+    );
     conn.handshake(gio::Cancellable::NONE).unwrap();
     let unique = binding(&conn, gio::TlsChannelBindingType::Unique).unwrap();
     assert_eq!(unique.len(), 12, "the client's Finished (full handshake)");
     let endpoint = binding(&conn, gio::TlsChannelBindingType::ServerEndPoint).unwrap();
-    assert_eq!(endpoint, openssl::sha::sha256(&common::der(&cert("server.pem"))).to_vec());
+    assert_eq!(
+        endpoint,
+        openssl::sha::sha256(&common::der(&cert("server.pem"))).to_vec()
+    );
     let exporter = binding(&conn, gio::TlsChannelBindingType::Exporter).unwrap();
     assert_eq!(exporter.len(), 32);
 }
@@ -297,14 +342,18 @@ fn channel_binding_data() {
 #[test]
 fn client_certificate_by_property_and_accepted_cas() {
     let server = OpensslServer::start(
-        OpensslServerOpts::new(&pki_dir()).client_cert(ClientCert::Require, &pki_dir().join("ca.pem")),
+        OpensslServerOpts::new(&pki_dir())
+            .client_cert(ClientCert::Require, &pki_dir().join("ca.pem")),
     );
     let conn = trusting_client(server.addr());
     let mine = gio::TlsCertificate::from_files(pki("client.pem"), pki("client.key")).unwrap();
     conn.set_certificate(&mine);
     conn.handshake(gio::Cancellable::NONE).unwrap();
     server.wait_handshake(1, Duration::from_secs(5)).unwrap();
-    assert!(server.client_cert_subject().unwrap().contains("client.example.com"));
+    assert!(server
+        .client_cert_subject()
+        .unwrap()
+        .contains("client.example.com"));
     let cas = conn.accepted_cas();
     assert_eq!(cas.len(), 1);
     let ca = openssl::x509::X509::from_der(&common::der(&cert("ca.pem"))).unwrap();
@@ -312,11 +361,15 @@ fn client_certificate_by_property_and_accepted_cas() {
 
     // Without a certificate the server refuses us.
     let server = OpensslServer::start(
-        OpensslServerOpts::new(&pki_dir()).client_cert(ClientCert::Require, &pki_dir().join("ca.pem")),
+        OpensslServerOpts::new(&pki_dir())
+            .client_cert(ClientCert::Require, &pki_dir().join("ca.pem")),
     );
     let conn = trusting_client(server.addr());
     let err = conn.handshake(gio::Cancellable::NONE).unwrap_err();
-    assert!(err.domain() == gio::TlsError::domain() || err.domain() == gio::IOErrorEnum::domain(), "{err}");
+    assert!(
+        err.domain() == gio::TlsError::domain() || err.domain() == gio::IOErrorEnum::domain(),
+        "{err}"
+    );
 }
 
 /// A GTlsInteraction that supplies client.pem when asked (gio-rs has no
@@ -355,7 +408,11 @@ mod interaction {
             )
         };
         imp.asked.set(imp.asked.get() + 1);
-        let cert = gio::TlsCertificate::from_files(crate::common::pki("client.pem"), crate::common::pki("client.key")).unwrap();
+        let cert = gio::TlsCertificate::from_files(
+            crate::common::pki("client.pem"),
+            crate::common::pki("client.key"),
+        )
+        .unwrap();
         // A DTLS connection is not a GTlsConnection: use the property.
         conn.set_property("certificate", &cert);
         gio::ffi::G_TLS_INTERACTION_HANDLED
@@ -408,12 +465,17 @@ mod async_interaction {
         unsafe {
             let imp = (*(interaction as *const <AsyncSupplier as ObjectSubclass>::Instance)).imp();
             imp.asked.set(imp.asked.get() + 1);
-            let task = gio::ffi::g_task_new(interaction as *mut _, cancellable, callback, user_data);
+            let task =
+                gio::ffi::g_task_new(interaction as *mut _, cancellable, callback, user_data);
             let conn = glib::Object::from_glib_none(connection as *mut glib::gobject_ffi::GObject);
             let task_ptr = task as usize;
             // Answer later, from the caller's (thread-default) context.
             let answer = glib::thread_guard::ThreadGuard::new(move || {
-                let cert = gio::TlsCertificate::from_files(crate::common::pki("client.pem"), crate::common::pki("client.key")).unwrap();
+                let cert = gio::TlsCertificate::from_files(
+                    crate::common::pki("client.pem"),
+                    crate::common::pki("client.key"),
+                )
+                .unwrap();
                 conn.set_property("certificate", &cert);
                 let task = task_ptr as *mut gio::ffi::GTask;
                 gio::ffi::g_task_return_int(task, gio::ffi::G_TLS_INTERACTION_HANDLED as isize);
@@ -433,7 +495,10 @@ mod async_interaction {
         error: *mut *mut glib::ffi::GError,
     ) -> gio::ffi::GTlsInteractionResult {
         // SAFETY: the task made by request_async.
-        unsafe { gio::ffi::g_task_propagate_int(result as *mut gio::ffi::GTask, error) as gio::ffi::GTlsInteractionResult }
+        unsafe {
+            gio::ffi::g_task_propagate_int(result as *mut gio::ffi::GTask, error)
+                as gio::ffi::GTlsInteractionResult
+        }
     }
 
     unsafe extern "C" fn request_sync(
@@ -467,7 +532,9 @@ mod async_interaction {
 /// caller's main context keeps running while it decides.
 #[test]
 fn handshake_async_uses_the_async_interaction_request() {
-    let peer = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).request_client_cert(&pki_dir().join("ca.pem"), true));
+    let peer = EchoPeer::start(
+        EchoPeerOpts::new(&pki_dir()).request_client_cert(&pki_dir().join("ca.pem"), true),
+    );
     let conn = trusting_client(peer.addr());
     let ctx = glib::MainContext::new();
     ctx.with_thread_default(|| {
@@ -475,33 +542,53 @@ fn handshake_async_uses_the_async_interaction_request() {
         conn.set_interaction(Some(&supplier));
         let done = std::rc::Rc::new(std::cell::RefCell::new(None));
         let d = done.clone();
-        conn.handshake_async(glib::Priority::DEFAULT, gio::Cancellable::NONE, move |r| *d.borrow_mut() = Some(r));
+        conn.handshake_async(glib::Priority::DEFAULT, gio::Cancellable::NONE, move |r| {
+            *d.borrow_mut() = Some(r)
+        });
         let deadline = Instant::now() + Duration::from_secs(10);
         while done.borrow().is_none() && Instant::now() < deadline {
             ctx.iteration(true);
         }
         let r = done.borrow_mut().take();
         r.expect("handshake_async finished").unwrap();
-        assert_eq!(glib::subclass::prelude::ObjectSubclassIsExt::imp(&supplier).asked.get(), 1);
+        assert_eq!(
+            glib::subclass::prelude::ObjectSubclassIsExt::imp(&supplier)
+                .asked
+                .get(),
+            1
+        );
     })
     .unwrap();
     send(&conn, b"async cert", -1).unwrap();
     assert_eq!(recv(&conn, 64, 5 * SECOND).unwrap(), b"async cert");
-    assert_eq!(peer.log().conns[0].client_cert_cn.as_deref(), Some("client.example.com"));
+    assert_eq!(
+        peer.log().conns[0].client_cert_cn.as_deref(),
+        Some("client.example.com")
+    );
 }
 
 #[test]
 fn client_certificate_by_interaction() {
-    let peer = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).request_client_cert(&pki_dir().join("ca.pem"), true));
+    let peer = EchoPeer::start(
+        EchoPeerOpts::new(&pki_dir()).request_client_cert(&pki_dir().join("ca.pem"), true),
+    );
     let conn = trusting_client(peer.addr());
     let supplier: interaction::SupplierObj = glib::Object::new();
     conn.set_interaction(Some(&supplier));
     conn.handshake(gio::Cancellable::NONE).unwrap();
-    assert_eq!(glib::subclass::prelude::ObjectSubclassIsExt::imp(&supplier).asked.get(), 1);
+    assert_eq!(
+        glib::subclass::prelude::ObjectSubclassIsExt::imp(&supplier)
+            .asked
+            .get(),
+        1
+    );
     send(&conn, b"with cert", -1).unwrap();
     assert_eq!(recv(&conn, 64, 5 * SECOND).unwrap(), b"with cert");
     let log = peer.log();
-    assert_eq!(log.conns[0].client_cert_cn.as_deref(), Some("client.example.com"));
+    assert_eq!(
+        log.conns[0].client_cert_cn.as_deref(),
+        Some("client.example.com")
+    );
     assert!(conn.certificate().unwrap().is_same(&cert("client.pem")));
 }
 
@@ -516,7 +603,10 @@ fn lost_flights_are_retransmitted() {
     let started = Instant::now();
     conn.handshake(gio::Cancellable::NONE).unwrap();
     assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(relay.count(Direction::ToServer) >= 3, "the ClientHello went out again");
+    assert!(
+        relay.count(Direction::ToServer) >= 3,
+        "the ClientHello went out again"
+    );
     send(&conn, b"after loss", -1).unwrap();
     assert_eq!(recv(&conn, 64, 5 * SECOND).unwrap(), b"after loss");
 }
@@ -524,7 +614,9 @@ fn lost_flights_are_retransmitted() {
 /// The `mtu` property bounds every datagram we send, handshake included.
 #[test]
 fn mtu_is_honoured() {
-    let peer = EchoPeer::start(EchoPeerOpts::new(&pki_dir()).request_client_cert(&pki_dir().join("ca.pem"), true));
+    let peer = EchoPeer::start(
+        EchoPeerOpts::new(&pki_dir()).request_client_cert(&pki_dir().join("ca.pem"), true),
+    );
     let relay = Relay::start(peer.addr());
     let conn = trusting_client(relay.addr());
     conn.set_property("mtu", 300u32);
@@ -542,10 +634,16 @@ fn mtu_is_honoured() {
             Err(e) => assert!(e.matches(gio::IOErrorEnum::MessageTooLarge), "{e}"),
         }
     }
-    assert!(fitted >= 200, "records up to the MTU minus overhead fit ({fitted})");
+    assert!(
+        fitted >= 200,
+        "records up to the MTU minus overhead fit ({fitted})"
+    );
     let sizes = relay.sizes(Direction::ToServer);
     assert!(sizes.iter().all(|&s| s <= 300), "{sizes:?}");
-    assert!(sizes.iter().filter(|&&s| s > 250).count() >= 2, "the handshake used the room: {sizes:?}");
+    assert!(
+        sizes.iter().filter(|&&s| s > 250).count() >= 2,
+        "the handshake used the room: {sizes:?}"
+    );
 }
 
 /// The whole handshake and data path through a libnice-style base socket:
@@ -585,7 +683,11 @@ fn non_blocking_io_driven_by_a_gsource() {
     ctx.with_thread_default(|| {
         let main_loop = glib::MainLoop::new(Some(&ctx), false);
         let received = std::rc::Rc::new(std::cell::RefCell::new(Vec::<Vec<u8>>::new()));
-        let to_send = std::rc::Rc::new(std::cell::RefCell::new(vec![b"c".to_vec(), b"b".to_vec(), b"a".to_vec()]));
+        let to_send = std::rc::Rc::new(std::cell::RefCell::new(vec![
+            b"c".to_vec(),
+            b"b".to_vec(),
+            b"a".to_vec(),
+        ]));
         let (r, s, l) = (received.clone(), to_send.clone(), main_loop.clone());
         let source = conn.create_source(
             glib::IOCondition::IN | glib::IOCondition::OUT,
@@ -614,17 +716,21 @@ fn non_blocking_io_driven_by_a_gsource() {
             },
         );
         source.attach(Some(&ctx));
-        let guard = glib::timeout_source_new(Duration::from_secs(10), None, glib::Priority::DEFAULT, {
-            let l = main_loop.clone();
-            move || {
-                l.quit();
-                glib::ControlFlow::Break
-            }
-        });
+        let guard =
+            glib::timeout_source_new(Duration::from_secs(10), None, glib::Priority::DEFAULT, {
+                let l = main_loop.clone();
+                move || {
+                    l.quit();
+                    glib::ControlFlow::Break
+                }
+            });
         guard.attach(Some(&ctx));
         main_loop.run();
         guard.destroy();
-        assert_eq!(*received.borrow(), vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+        assert_eq!(
+            *received.borrow(),
+            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+        );
     })
     .unwrap();
 }
@@ -662,9 +768,12 @@ fn close_notify_reaches_the_peer() {
     send(&conn, b"bye", -1).unwrap();
     assert_eq!(recv(&conn, 64, 5 * SECOND).unwrap(), b"bye");
     conn.close(gio::Cancellable::NONE).unwrap();
-    let log = peer.wait(Duration::from_secs(5), |l| l.conns.first().is_some_and(|c| c.closed_by_client)).unwrap();
+    let log = peer
+        .wait(Duration::from_secs(5), |l| {
+            l.conns.first().is_some_and(|c| c.closed_by_client)
+        })
+        .unwrap();
     assert!(log.conns[0].closed_by_client);
-
 }
 
 /// The peer's close_notify is end-of-stream: a 0-byte message, every time.
@@ -708,7 +817,10 @@ fn one_thread_receives_while_another_sends() {
     }
     let got = receiver.join().unwrap();
     // Loopback UDP keeps order in practice; DTLS itself does not promise it.
-    let mut numbers: Vec<usize> = got.iter().map(|d| std::str::from_utf8(d).unwrap().parse().unwrap()).collect();
+    let mut numbers: Vec<usize> = got
+        .iter()
+        .map(|d| std::str::from_utf8(d).unwrap().parse().unwrap())
+        .collect();
     numbers.sort();
     assert_eq!(numbers, (0..N).collect::<Vec<_>>());
 }
@@ -720,12 +832,27 @@ fn condition_wait_and_check() {
     let peer = echo_peer();
     let conn = trusting_client(peer.addr());
     conn.handshake(gio::Cancellable::NONE).unwrap();
-    assert!(conn.condition_check(glib::IOCondition::OUT).contains(glib::IOCondition::OUT));
-    assert!(!conn.condition_check(glib::IOCondition::IN).contains(glib::IOCondition::IN));
-    let err = conn.condition_wait(glib::IOCondition::IN, Some(Duration::from_millis(50)), gio::Cancellable::NONE).unwrap_err();
+    assert!(conn
+        .condition_check(glib::IOCondition::OUT)
+        .contains(glib::IOCondition::OUT));
+    assert!(!conn
+        .condition_check(glib::IOCondition::IN)
+        .contains(glib::IOCondition::IN));
+    let err = conn
+        .condition_wait(
+            glib::IOCondition::IN,
+            Some(Duration::from_millis(50)),
+            gio::Cancellable::NONE,
+        )
+        .unwrap_err();
     assert!(err.matches(gio::IOErrorEnum::TimedOut), "{err}");
     send(&conn, b"wake", -1).unwrap();
-    conn.condition_wait(glib::IOCondition::IN, Some(Duration::from_secs(5)), gio::Cancellable::NONE).unwrap();
+    conn.condition_wait(
+        glib::IOCondition::IN,
+        Some(Duration::from_secs(5)),
+        gio::Cancellable::NONE,
+    )
+    .unwrap();
     assert_eq!(recv(&conn, 64, 0).unwrap(), b"wake");
 }
 
@@ -741,9 +868,15 @@ fn shutdown_async_sends_close_notify() {
         .with_thread_default(|| {
             let done = std::rc::Rc::new(std::cell::RefCell::new(None));
             let d = done.clone();
-            conn.shutdown_async(true, true, glib::Priority::DEFAULT, gio::Cancellable::NONE, move |r| {
-                *d.borrow_mut() = Some(r);
-            });
+            conn.shutdown_async(
+                true,
+                true,
+                glib::Priority::DEFAULT,
+                gio::Cancellable::NONE,
+                move |r| {
+                    *d.borrow_mut() = Some(r);
+                },
+            );
             let deadline = Instant::now() + Duration::from_secs(5);
             while done.borrow().is_none() && Instant::now() < deadline {
                 ctx.iteration(true);
@@ -753,7 +886,10 @@ fn shutdown_async_sends_close_notify() {
         })
         .unwrap();
     result.unwrap();
-    peer.wait(Duration::from_secs(5), |l| l.conns.first().is_some_and(|c| c.closed_by_client)).unwrap();
+    peer.wait(Duration::from_secs(5), |l| {
+        l.conns.first().is_some_and(|c| c.closed_by_client)
+    })
+    .unwrap();
     let err = send(&conn, b"x", -1).unwrap_err();
     assert!(err.matches(gio::IOErrorEnum::Closed), "{err}");
 }
@@ -790,15 +926,25 @@ fn last_unref_frees_everything() {
         }
         send(&conn, b"x", -1).unwrap();
         assert_eq!(recv(&conn, 16, 5 * SECOND).unwrap(), b"x");
-        let source = conn.create_source(glib::IOCondition::IN, gio::Cancellable::NONE, None, glib::Priority::DEFAULT, |_, _| {
-            glib::ControlFlow::Continue
-        });
+        let source = conn.create_source(
+            glib::IOCondition::IN,
+            gio::Cancellable::NONE,
+            None,
+            glib::Priority::DEFAULT,
+            |_, _| glib::ControlFlow::Continue,
+        );
         drop(source);
         conn.close(gio::Cancellable::NONE).unwrap();
         let weak = conn.downgrade();
         drop(conn);
-        assert!(weak.upgrade().is_none(), "connection still alive (async: {use_async})");
-        assert!(socket_weak.upgrade().is_none(), "base socket still referenced (async: {use_async})");
+        assert!(
+            weak.upgrade().is_none(),
+            "connection still alive (async: {use_async})"
+        );
+        assert!(
+            socket_weak.upgrade().is_none(),
+            "base socket still referenced (async: {use_async})"
+        );
     }
 }
 
@@ -827,14 +973,21 @@ fn cancelling_a_blocking_receive() {
         let r = relay.clone();
         let t = std::thread::spawn(move || {
             // Cancel once the echo we wait for has been swallowed.
-            r.wait_count(Direction::ToClient, handshake_replies + 1, Duration::from_secs(5)).unwrap();
+            r.wait_count(
+                Direction::ToClient,
+                handshake_replies + 1,
+                Duration::from_secs(5),
+            )
+            .unwrap();
             c2.cancel();
         });
         (relay, t)
     };
     send(&conn, b"lost", -1).unwrap();
     let started = Instant::now();
-    let err = crate::common::dtls::recv_vectored(&conn, &[&[64]], 0, 10 * SECOND, Some(&cancellable)).unwrap_err();
+    let err =
+        crate::common::dtls::recv_vectored(&conn, &[&[64]], 0, 10 * SECOND, Some(&cancellable))
+            .unwrap_err();
     watcher.1.join().unwrap();
     assert!(err.matches(gio::IOErrorEnum::Cancelled), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));

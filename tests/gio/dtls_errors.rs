@@ -14,10 +14,16 @@ fn client_connection_is_ours_and_has_its_properties() {
     assert_eq!(conn.type_().name(), "DtlsOpensslClientConnection");
     assert!(conn.is::<gio::DtlsConnection>() && conn.is::<gio::DatagramBased>());
     let id = conn.server_identity();
-    assert_eq!(id.downcast::<gio::NetworkAddress>().unwrap().hostname(), "server.example.com");
+    assert_eq!(
+        id.downcast::<gio::NetworkAddress>().unwrap().hostname(),
+        "server.example.com"
+    );
     assert!(conn.base_socket().unwrap().is::<gio::Socket>());
     // The default database is the backend's.
-    assert_eq!(conn.database(), Some(gio::TlsBackend::default().default_database()));
+    assert_eq!(
+        conn.database(),
+        Some(gio::TlsBackend::default().default_database())
+    );
     assert!(conn.requires_close_notify());
     assert_eq!(conn.property::<u32>("mtu"), 1400);
     assert!(conn.peer_certificate().is_none());
@@ -54,7 +60,11 @@ fn no_server_is_a_clear_error_in_bounded_time() {
     let started = Instant::now();
     let err = conn.handshake(gio::Cancellable::NONE).unwrap_err();
     assert!(err.matches(gio::IOErrorEnum::ConnectionRefused), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     // Sticky.
     let again = conn.handshake(gio::Cancellable::NONE).unwrap_err();
     assert_eq!(again.message(), err.message());
@@ -103,7 +113,10 @@ fn handshake_async_on_another_context_can_be_cancelled() {
             let mut buf = [0u8; 2048];
             peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             peer.recv_from(&mut buf).unwrap();
-            assert!(done.borrow().is_none(), "handshake_async must not block or finish early");
+            assert!(
+                done.borrow().is_none(),
+                "handshake_async must not block or finish early"
+            );
             cancellable.cancel();
             let deadline = Instant::now() + Duration::from_secs(5);
             while done.borrow().is_none() && Instant::now() < deadline {
@@ -146,7 +159,9 @@ fn operations_after_close_fail_with_closed() {
 fn construction_without_a_base_socket_fails_cleanly() {
     crate::common::init();
     let ty = gio::TlsBackend::default().dtls_client_connection_type();
-    let err = gio::Initable::builder_with_type(ty).build(gio::Cancellable::NONE).unwrap_err();
+    let err = gio::Initable::builder_with_type(ty)
+        .build(gio::Cancellable::NONE)
+        .unwrap_err();
     assert!(err.matches(gio::IOErrorEnum::InvalidArgument), "{err}");
     let _ = dtls::silent_peer();
 }
