@@ -99,16 +99,19 @@ fn wait(p: Pending, w: Wait) {
     };
     let mut sources = Vec::new();
     let f = fire.clone();
-    let s = base.create_source(
+    let s = super::io::base_source(
+        &base,
         w.condition | glib::IOCondition::ERR | glib::IOCondition::HUP,
         cancellable.as_ref(),
-        None,
-        glib::Priority::DEFAULT,
-        move |_, _| {
+        move || {
             f();
             glib::ControlFlow::Break
         },
     );
+    let s = match s {
+        Ok(s) => s,
+        Err(e) => return finish(p, Err(e)),
+    };
     s.attach(Some(&ctx));
     sources.push(s);
     if let Some(deadline) = w.deadline {

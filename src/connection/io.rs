@@ -1,10 +1,25 @@
 //! The base socket, touched only the way the strictest GDatagramBased
 //! allows: `create_source`, and send/receive with flags 0 and timeout 0.
 //! Blocking waits run a private main context on the calling thread.
+//!
+//! One exception: a GSocket with a timeout (`g_socket_set_timeout`). GLib's
+//! GSocket refuses every GDatagramBased call then (its `check_datagram_based`:
+//! "Cannot use datagram operations on a socket with a timeout set";
+//! receive/send return 0 *with* that error, which GIO's wrappers turn into a
+//! CRITICAL and −1 without an error; `create_source` returns NULL). For
+//! such a socket we use GSocket's own non-blocking calls
+//! (`g_socket_receive_with_blocking`/`g_socket_send_with_blocking`, FALSE)
+//! and watch its file descriptor with a plain unix-fd source, so GSocket's
+//! hidden "timed out" flag (set by its own sources) is never set by us. The
+//! timeout itself is applied per operation by the connection
+//! ([`socket_timeout`]).
+//!
+//! Every call into a base socket survives a misbehaving implementation: −1
+//! without an error, or a NULL source, is a `G_IO_ERROR_FAILED`.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gio::prelude::*;
 use glib::translate::*;
@@ -18,6 +33,22 @@ pub fn try_receive(
     base: &gio::DatagramBased,
     buf: &mut [u8],
 ) -> Result<Option<usize>, glib::Error> {
+    if let Some(socket) = timed_socket(base) {
+        let mut error = std::ptr::null_mut();
+        // SAFETY: `buf` is writable for its length and outlives the call.
+        let n = unsafe {
+            gio::ffi::g_socket_receive_with_blocking(
+                socket.to_glib_none().0,
+                buf.as_mut_ptr() as *mut _,
+                buf.len(),
+                false.into_glib(),
+                std::ptr::null_mut(),
+                &mut error,
+            )
+        };
+        // SAFETY: `error` is what GSocket set, if anything.
+        return unsafe { bytes_or_would_block(n, error) };
+    }
     let mut vector = gio::ffi::GInputVector {
         buffer: buf.as_mut_ptr() as *mut _,
         size: buf.len(),
@@ -52,27 +83,84 @@ pub fn try_receive(
 /// The result of a one-message, timeout-0 call: `Some(())` when the message
 /// moved, `None` when it would block.
 ///
+/// A base socket that breaks GIO's contract is an error, never a crash:
+/// −1 without a GError (what `g_datagram_based_receive_messages` returns
+/// when the implementation broke its postcondition) is `G_IO_ERROR_FAILED`;
+/// an error next to a success is dropped.
+///
 /// # Safety
-/// When `n < 0`, `error` is the GError GIO set, which we take.
+/// `error` is NULL or a GError the call set, which we take.
 unsafe fn count_or_would_block(
     n: i32,
     error: *mut glib::ffi::GError,
 ) -> Result<Option<()>, glib::Error> {
+    // SAFETY: per the contract.
+    let moved = unsafe { bytes_or_would_block(n as isize, error) }?;
+    Ok(moved.filter(|&n| n == 1).map(|_| ()))
+}
+
+/// Like [`count_or_would_block`] for a byte count (GSocket's calls).
+///
+/// # Safety
+/// As for [`count_or_would_block`].
+unsafe fn bytes_or_would_block(
+    n: isize,
+    error: *mut glib::ffi::GError,
+) -> Result<Option<usize>, glib::Error> {
+    // SAFETY: per the contract.
+    let error: Option<glib::Error> = unsafe { from_glib_full(error) };
     if n < 0 {
-        // SAFETY: per the contract.
-        let e: glib::Error = unsafe { from_glib_full(error) };
+        let e = error.unwrap_or_else(failed_without_error);
         return if e.matches(gio::IOErrorEnum::WouldBlock) {
             Ok(None)
         } else {
             Err(e)
         };
     }
-    Ok((n == 1).then_some(()))
+    Ok(Some(n as usize))
+}
+
+/// What a base socket's failure without a GError becomes.
+fn failed_without_error() -> glib::Error {
+    crate::error::io(
+        gio::IOErrorEnum::Failed,
+        "The base socket failed without an error",
+    )
+}
+
+/// `base` as a GSocket with a timeout set (see the module comment).
+fn timed_socket(base: &gio::DatagramBased) -> Option<&gio::Socket> {
+    base.downcast_ref::<gio::Socket>()
+        .filter(|s| s.timeout() != 0)
+}
+
+/// The timeout set on the base socket with `g_socket_set_timeout`, if any:
+/// a blocking operation on the connection must finish within it
+/// (`G_IO_ERROR_TIMED_OUT`), like GSocket's own blocking calls.
+pub fn socket_timeout(base: &gio::DatagramBased) -> Option<Duration> {
+    timed_socket(base).map(|s| Duration::from_secs(s.timeout().into()))
 }
 
 /// Sends one datagram without blocking: `Ok(false)` when the socket would
 /// block (the caller waits for `G_IO_OUT` and retries).
 pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Error> {
+    if let Some(socket) = timed_socket(base) {
+        let mut error = std::ptr::null_mut();
+        // SAFETY: `data` is readable for its length and outlives the call.
+        let n = unsafe {
+            gio::ffi::g_socket_send_with_blocking(
+                socket.to_glib_none().0,
+                data.as_ptr() as *const _,
+                data.len(),
+                false.into_glib(),
+                std::ptr::null_mut(),
+                &mut error,
+            )
+        };
+        // A datagram goes whole or not at all.
+        // SAFETY: `error` is what GSocket set, if anything.
+        return Ok(unsafe { bytes_or_would_block(n, error) }?.is_some());
+    }
     let vector = gio::ffi::GOutputVector {
         buffer: data.as_ptr() as *const _,
         size: data.len(),
@@ -137,7 +225,7 @@ pub fn wait(
             cancellable,
             &woken,
             glib::ControlFlow::Break,
-        );
+        )?;
         source.attach(Some(ctx));
         let result = run_until_woken(ctx, &woken, deadline, cancellable);
         source.destroy();
@@ -157,18 +245,113 @@ fn watch(
     cancellable: Option<&gio::Cancellable>,
     woken: &Arc<AtomicU8>,
     then: glib::ControlFlow,
-) -> glib::Source {
+) -> Result<glib::Source, glib::Error> {
     let w = woken.clone();
-    base.create_source(
+    base_source(
+        base,
         condition | glib::IOCondition::ERR | glib::IOCondition::HUP,
         cancellable,
-        None,
-        glib::Priority::DEFAULT,
-        move |_, _| {
+        move || {
             w.store(READY, Ordering::Relaxed);
             then
         },
     )
+}
+
+extern "C" {
+    // GLib's, declared in glib-unix.h (glib-sys does not bind it).
+    fn g_unix_fd_source_new(
+        fd: std::ffi::c_int,
+        condition: glib::ffi::GIOCondition,
+    ) -> *mut glib::ffi::GSource;
+}
+
+/// An unattached source that calls `func` when `base` may be ready for
+/// `condition` (or `cancellable` is cancelled). For a GSocket with a
+/// timeout, a unix-fd source on its descriptor (GSocket refuses
+/// `create_source` then; see the module comment). A base socket that
+/// returns no source is `G_IO_ERROR_FAILED`.
+pub fn base_source<F: FnMut() -> glib::ControlFlow + 'static>(
+    base: &gio::DatagramBased,
+    condition: glib::IOCondition,
+    cancellable: Option<&gio::Cancellable>,
+    func: F,
+) -> Result<glib::Source, glib::Error> {
+    unsafe extern "C" fn on_base<F: FnMut() -> glib::ControlFlow + 'static>(
+        _base: *mut gio::ffi::GDatagramBased,
+        _condition: glib::ffi::GIOCondition,
+        data: glib::ffi::gpointer,
+    ) -> glib::ffi::gboolean {
+        // SAFETY: `data` is the boxed closure set below, alive until the
+        // destroy notify runs.
+        let func = unsafe { &mut *(data as *mut F) };
+        crate::iface::guard("base socket source", glib::ControlFlow::Break, func).into_glib()
+    }
+    unsafe extern "C" fn on_fd<F: FnMut() -> glib::ControlFlow + 'static>(
+        _fd: std::ffi::c_int,
+        _condition: glib::ffi::GIOCondition,
+        data: glib::ffi::gpointer,
+    ) -> glib::ffi::gboolean {
+        // SAFETY: as in `on_base`.
+        let func = unsafe { &mut *(data as *mut F) };
+        crate::iface::guard("base socket source", glib::ControlFlow::Break, func).into_glib()
+    }
+    unsafe extern "C" fn destroy<F>(data: glib::ffi::gpointer) {
+        // SAFETY: `data` came from Box::into_raw below and is freed once.
+        drop(unsafe { Box::from_raw(data as *mut F) });
+    }
+    type Callback<T> = unsafe extern "C" fn(
+        T,
+        glib::ffi::GIOCondition,
+        glib::ffi::gpointer,
+    ) -> glib::ffi::gboolean;
+    type SourceFunc = unsafe extern "C" fn(glib::ffi::gpointer) -> glib::ffi::gboolean;
+    // SAFETY: each source gets the callback type its dispatch calls
+    // (GDatagramBasedSourceFunc, GUnixFDSourceFunc), stored as GSourceFunc
+    // as g_source_set_callback requires; the closure is freed by the destroy
+    // notify; the new source is owned by the returned wrapper.
+    unsafe {
+        let (raw, callback) = match timed_socket(base) {
+            Some(socket) => {
+                let fd = gio::ffi::g_socket_get_fd(socket.to_glib_none().0);
+                let raw = g_unix_fd_source_new(fd, condition.into_glib());
+                if let Some(c) = cancellable {
+                    let child = on_cancelled(c, || glib::ControlFlow::Continue);
+                    glib::ffi::g_source_add_child_source(raw, child.to_glib_none().0);
+                }
+                let f: Callback<std::ffi::c_int> = on_fd::<F>;
+                (
+                    raw,
+                    std::mem::transmute::<Callback<std::ffi::c_int>, SourceFunc>(f),
+                )
+            }
+            None => {
+                let raw = gio::ffi::g_datagram_based_create_source(
+                    base.to_glib_none().0,
+                    condition.into_glib(),
+                    cancellable.to_glib_none().0,
+                );
+                let f: Callback<*mut gio::ffi::GDatagramBased> = on_base::<F>;
+                (
+                    raw,
+                    std::mem::transmute::<Callback<*mut gio::ffi::GDatagramBased>, SourceFunc>(f),
+                )
+            }
+        };
+        if raw.is_null() {
+            return Err(crate::error::io(
+                gio::IOErrorEnum::Failed,
+                "The base socket could not create a source to wait on",
+            ));
+        }
+        glib::ffi::g_source_set_callback(
+            raw,
+            Some(callback),
+            Box::into_raw(Box::new(func)) as glib::ffi::gpointer,
+            Some(destroy::<F>),
+        );
+        Ok(from_glib_full(raw))
+    }
 }
 
 /// Iterates `ctx` (which the caller may use) until `woken` is set, the
@@ -272,9 +455,11 @@ pub fn on_cancelled<F: FnMut() -> glib::ControlFlow + 'static>(
 /// allocates no sources per datagram. Used by one thread at a time (the
 /// caller holds the lock around it); other waits use [`wait`].
 pub struct Waiter {
+    base: gio::DatagramBased,
     ctx: glib::MainContext,
     fired: Arc<AtomicU8>,
-    source: glib::Source,
+    /// Created on the first wait that can use it.
+    source: Option<glib::Source>,
 }
 
 // SAFETY: the context and the source are thread-safe GLib objects; the
@@ -284,25 +469,25 @@ unsafe impl Send for Waiter {}
 
 impl Waiter {
     pub fn new(base: &gio::DatagramBased) -> Waiter {
-        let ctx = glib::MainContext::new();
-        let fired = Arc::new(AtomicU8::new(NOT_YET));
-        let source = watch(
-            base,
-            glib::IOCondition::IN,
-            None,
-            &fired,
-            glib::ControlFlow::Continue,
-        );
-        source.attach(Some(&ctx));
-        Waiter { ctx, fired, source }
+        Waiter {
+            base: base.clone(),
+            ctx: glib::MainContext::new(),
+            fired: Arc::new(AtomicU8::new(NOT_YET)),
+            source: None,
+        }
     }
 
     /// Like [`wait`] for `G_IO_IN`.
     pub fn wait_in(
-        &self,
+        &mut self,
         deadline: Option<Instant>,
         cancellable: Option<&gio::Cancellable>,
     ) -> Result<Woken, glib::Error> {
+        if timed_socket(&self.base).is_some() {
+            // The socket's fd source is made per wait there (the timeout
+            // may be set or cleared at any time).
+            return wait(&self.base, glib::IOCondition::IN, deadline, cancellable);
+        }
         if let Some(c) = cancellable {
             c.set_error_if_cancelled()?;
         }
@@ -312,6 +497,17 @@ impl Waiter {
                 "The connection's wait context is in use by another thread",
             )
         })?;
+        if self.source.is_none() {
+            let source = watch(
+                &self.base,
+                glib::IOCondition::IN,
+                None,
+                &self.fired,
+                glib::ControlFlow::Continue,
+            )?;
+            source.attach(Some(&self.ctx));
+            self.source = Some(source);
+        }
         self.fired.store(NOT_YET, Ordering::Relaxed);
         run_until_woken(&self.ctx, &self.fired, deadline, cancellable)
     }
@@ -319,6 +515,8 @@ impl Waiter {
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        self.source.destroy();
+        if let Some(s) = &self.source {
+            s.destroy();
+        }
     }
 }

@@ -116,15 +116,6 @@ unsafe extern "C" fn finalize(source: *mut GSource) {
     unsafe { glib::gobject_ffi::g_object_unref((*(source as *mut DtlsSource)).conn) };
 }
 
-/// The base socket's callback: it only has to wake the parent.
-unsafe extern "C" fn child_dispatch(
-    _base: *mut gio::ffi::GDatagramBased,
-    _condition: glib::ffi::GIOCondition,
-    _data: gpointer,
-) -> gboolean {
-    glib::ffi::G_SOURCE_CONTINUE
-}
-
 static FUNCS: GSourceFuncs = GSourceFuncs {
     prepare: Some(prepare),
     check: Some(check),
@@ -151,23 +142,19 @@ pub(crate) fn new(
         s.condition = condition.into_glib();
         glib::ffi::g_source_set_name(raw, c"DtlsOpensslConnection".as_ptr());
         if let Ok(core) = conn.core() {
-            // Incoming datagrams wake us for IN and for the handshake.
-            let child = gio::ffi::g_datagram_based_create_source(
-                core.base().to_glib_none().0,
-                glib::ffi::G_IO_IN | glib::ffi::G_IO_ERR | glib::ffi::G_IO_HUP,
-                cancellable.to_glib_none().0,
-            );
-            type ChildFunc = unsafe extern "C" fn(
-                *mut gio::ffi::GDatagramBased,
-                glib::ffi::GIOCondition,
-                gpointer,
-            ) -> gboolean;
-            let func: ChildFunc = child_dispatch;
-            let func =
-                std::mem::transmute::<ChildFunc, unsafe extern "C" fn(gpointer) -> gboolean>(func);
-            glib::ffi::g_source_set_callback(child, Some(func), std::ptr::null_mut(), None);
-            glib::ffi::g_source_add_child_source(raw, child);
-            glib::ffi::g_source_unref(child);
+            // Incoming datagrams wake us for IN and for the handshake; the
+            // callback only has to wake the parent.
+            match super::io::base_source(
+                core.base(),
+                glib::IOCondition::IN | glib::IOCondition::ERR | glib::IOCondition::HUP,
+                cancellable,
+                || glib::ControlFlow::Continue,
+            ) {
+                Ok(child) => glib::ffi::g_source_add_child_source(raw, child.to_glib_none().0),
+                // Then only the timer and the cancellable wake us; the
+                // next operation reports the base socket's failure.
+                Err(e) => glib::g_debug!(crate::LOG_DOMAIN, "no base-socket source: {}", e),
+            }
         }
         if let Some(c) = cancellable {
             let child = super::io::on_cancelled(c, || glib::ControlFlow::Continue);
