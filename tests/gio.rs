@@ -11,5 +11,7 @@ mod certificate;
 mod database;
 #[path = "gio/dtls_client.rs"]
 mod dtls_client;
+#[path = "gio/dtls_edges.rs"]
+mod dtls_edges;
 #[path = "gio/dtls_errors.rs"]
 mod dtls_errors;

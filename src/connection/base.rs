@@ -75,6 +75,38 @@ impl Connection {
         Ok(())
     }
 
+    /// A handshake needs both directions open (GIO answers
+    /// `G_IO_ERROR_CLOSED` after close, as glib-networking does).
+    pub(crate) fn check_handshake_open(&self) -> Result<(), glib::Error> {
+        self.check_open(true)?;
+        self.check_open(false)
+    }
+
+    /// `deadline`, bounded by the base socket's own timeout
+    /// (`g_socket_set_timeout`), for the operations that have no timeout of
+    /// their own — the explicit handshake, sync and async: like GSocket's
+    /// blocking calls, it fails with `G_IO_ERROR_TIMED_OUT` when it has not
+    /// finished within it. GDatagramBased operations carry their own
+    /// timeout and ignore the socket's: GIO forbids TIMED_OUT for a
+    /// timeout of −1 (a CRITICAL in `g_datagram_based_receive_messages`),
+    /// and GLib's own GSocket requires per-operation timeouts for datagram
+    /// operations.
+    pub(crate) fn bounded(&self, deadline: Deadline) -> Deadline {
+        let Some(limit) = self
+            .core()
+            .ok()
+            .and_then(|c| super::io::socket_timeout(c.base()))
+            .map(|t| std::time::Instant::now() + t)
+        else {
+            return deadline;
+        };
+        match deadline {
+            Deadline::Now => Deadline::Now,
+            Deadline::At(t) if t <= limit => deadline,
+            _ => Deadline::At(limit),
+        }
+    }
+
     /// Applies the settings the engine needs before the first flight.
     pub(crate) fn prepare(&self, core: &Core) -> Result<(), glib::Error> {
         if self.imp().prepared.swap(true, Ordering::AcqRel) {
@@ -554,7 +586,9 @@ pub(crate) mod imp {
 
     impl DtlsConnectionImpl for Connection {
         fn handshake(&self, cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
-            self.obj().handshake_blocking(Deadline::Never, cancellable)
+            let obj = self.obj();
+            obj.check_handshake_open()?;
+            obj.handshake_blocking(obj.bounded(Deadline::Never), cancellable)
         }
 
         fn handshake_async(
@@ -563,6 +597,9 @@ pub(crate) mod imp {
             cancellable: Option<gio::Cancellable>,
             done: Completion,
         ) {
+            if let Err(e) = self.obj().check_handshake_open() {
+                return done.complete(Err(e));
+            }
             super::super::handshake_async::start(self.obj().clone(), cancellable, done);
         }
 

@@ -19,6 +19,9 @@ struct Pending {
     cancellable: Option<gio::Cancellable>,
     done: Completion,
     sources: Vec<glib::Source>,
+    /// The base socket's own timeout, from the start (see
+    /// `Connection::bounded`): not sticky, like the blocking handshake's.
+    deadline: Option<Instant>,
 }
 
 /// Starts the handshake; `done` completes in the caller's context.
@@ -29,16 +32,21 @@ pub(crate) fn start(conn: Connection, cancellable: Option<gio::Cancellable>, don
     };
     match core.try_claim() {
         TryClaim::Finished(r) => done.complete(r),
-        TryClaim::Claimed => step(Pending {
-            conn,
-            cancellable,
-            done,
-            sources: Vec::new(),
-        }),
+        TryClaim::Claimed => {
+            let deadline = super::io::socket_timeout(core.base()).map(|t| Instant::now() + t);
+            step(Pending {
+                conn,
+                cancellable,
+                done,
+                sources: Vec::new(),
+                deadline,
+            })
+        }
         TryClaim::Busy => {
             // Another thread drives it: wait for its outcome off this context.
+            let deadline = conn.bounded(super::core::Deadline::Never);
             std::thread::spawn(move || {
-                let r = conn.handshake_blocking(super::core::Deadline::Never, cancellable.as_ref());
+                let r = conn.handshake_blocking(deadline, cancellable.as_ref());
                 done.complete(r);
             });
         }
@@ -62,6 +70,13 @@ fn step(mut p: Pending) {
     };
     if let Some(Err(e)) = p.cancellable.as_ref().map(|c| c.set_error_if_cancelled()) {
         return finish(p, Err(e));
+    }
+    if p.deadline.is_some_and(|d| Instant::now() >= d) {
+        core.release(None);
+        return p.done.complete(Err(crate::error::io(
+            gio::IOErrorEnum::TimedOut,
+            "Socket I/O timed out",
+        )));
     }
     let (conn, cancellable) = (p.conn.clone(), p.cancellable.clone());
     match conn.prepare(core).and_then(|_| core.handshake_step()) {
@@ -114,7 +129,7 @@ fn wait(p: Pending, w: Wait) {
     };
     s.attach(Some(&ctx));
     sources.push(s);
-    if let Some(deadline) = w.deadline {
+    if let Some(deadline) = super::core::earliest(w.deadline, p.deadline) {
         let f = ThreadGuard::new(fire.clone());
         let s = glib::timeout_source_new(
             deadline.saturating_duration_since(Instant::now()),

@@ -11,8 +11,7 @@
 //! (`g_socket_receive_with_blocking`/`g_socket_send_with_blocking`, FALSE)
 //! and watch its file descriptor with a plain unix-fd source, so GSocket's
 //! hidden "timed out" flag (set by its own sources) is never set by us. The
-//! timeout itself is applied per operation by the connection
-//! ([`socket_timeout`]).
+//! timeout itself bounds the explicit handshake ([`socket_timeout`]).
 //!
 //! Every call into a base socket survives a misbehaving implementation: −1
 //! without an error, or a NULL source, is a `G_IO_ERROR_FAILED`.
@@ -47,7 +46,7 @@ pub fn try_receive(
             )
         };
         // SAFETY: `error` is what GSocket set, if anything.
-        return unsafe { bytes_or_would_block(n, error) };
+        return unsafe { timed_socket_result(n, error) };
     }
     let mut vector = gio::ffi::GInputVector {
         buffer: buf.as_mut_ptr() as *mut _,
@@ -120,6 +119,25 @@ unsafe fn bytes_or_would_block(
     Ok(Some(n as usize))
 }
 
+/// [`bytes_or_would_block`] for GSocket's own calls on a socket with a
+/// timeout. Their TIMED_OUT only means that some GSocketSource on the
+/// socket (not ours: we watch the descriptor) reached the timeout, and the
+/// flag it set is cleared by this report: it is "nothing now", like
+/// WOULD_BLOCK. The connection's own operations time out by their rules.
+///
+/// # Safety
+/// As for [`count_or_would_block`].
+unsafe fn timed_socket_result(
+    n: isize,
+    error: *mut glib::ffi::GError,
+) -> Result<Option<usize>, glib::Error> {
+    // SAFETY: per the contract.
+    match unsafe { bytes_or_would_block(n, error) } {
+        Err(e) if e.matches(gio::IOErrorEnum::TimedOut) => Ok(None),
+        r => r,
+    }
+}
+
 /// What a base socket's failure without a GError becomes.
 fn failed_without_error() -> glib::Error {
     crate::error::io(
@@ -135,8 +153,8 @@ fn timed_socket(base: &gio::DatagramBased) -> Option<&gio::Socket> {
 }
 
 /// The timeout set on the base socket with `g_socket_set_timeout`, if any:
-/// a blocking operation on the connection must finish within it
-/// (`G_IO_ERROR_TIMED_OUT`), like GSocket's own blocking calls.
+/// the explicit handshake must finish within it (`G_IO_ERROR_TIMED_OUT`),
+/// like GSocket's own blocking calls (see `Connection::bounded`).
 pub fn socket_timeout(base: &gio::DatagramBased) -> Option<Duration> {
     timed_socket(base).map(|s| Duration::from_secs(s.timeout().into()))
 }
@@ -159,7 +177,7 @@ pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Er
         };
         // A datagram goes whole or not at all.
         // SAFETY: `error` is what GSocket set, if anything.
-        return Ok(unsafe { bytes_or_would_block(n, error) }?.is_some());
+        return Ok(unsafe { timed_socket_result(n, error) }?.is_some());
     }
     let vector = gio::ffi::GOutputVector {
         buffer: data.as_ptr() as *const _,

@@ -35,7 +35,7 @@ impl InputMessage<'_> {
                 break;
             }
             let n = rest.len().min(v.size);
-            if n > 0 {
+            if n > 0 && !v.buffer.is_null() {
                 // SAFETY: each vector's buffer holds `size` writable bytes.
                 unsafe { std::ptr::copy_nonoverlapping(rest.as_ptr(), v.buffer as *mut u8, n) };
             }
@@ -125,6 +125,81 @@ fn imp<'a, T: DatagramBasedImpl>(d: *mut GDatagramBased) -> &'a T {
     unsafe { (*(d as *const T::Instance)).imp() }
 }
 
+/// GLib-style argument check for the message arrays: a CRITICAL naming the
+/// failed check (like `g_return_val_if_fail`), then — unlike
+/// `g_return_val_if_fail`, which sets no error — −1 with
+/// `G_IO_ERROR_INVALID_ARGUMENT`, because GIO's wrappers require an error
+/// with every −1 (`(retval < 0) == (child_error != NULL)`) and a caller
+/// must be able to tell the failure. GSocket itself fails such a call with
+/// an error (the kernel's EFAULT), never a crash or a silent success.
+/// `parts` gives a message's (num_vectors, vectors), `bad` whether a vector
+/// has a NULL buffer with a non-zero size.
+///
+/// # Safety
+/// `messages` is NULL or holds `num` entries; each message's `vectors`,
+/// when not NULL, holds `num_vectors` entries.
+unsafe fn check_messages<M, V>(
+    func: &str,
+    messages: *const M,
+    num: u32,
+    parts: impl Fn(&M) -> (u32, *const V),
+    bad: impl Fn(&V) -> bool,
+) -> Result<(), glib::Error> {
+    if messages.is_null() {
+        return match num {
+            0 => Ok(()),
+            _ => Err(argument_error(
+                func,
+                "num_messages == 0 || messages != NULL",
+            )),
+        };
+    }
+    // SAFETY: per the contract.
+    let msgs = unsafe { std::slice::from_raw_parts(messages, num as usize) };
+    for (i, m) in msgs.iter().enumerate() {
+        let (n, vectors) = parts(m);
+        if n == 0 {
+            continue;
+        }
+        if vectors.is_null() {
+            return Err(argument_error(
+                func,
+                &format!("messages[{i}].num_vectors == 0 || messages[{i}].vectors != NULL"),
+            ));
+        }
+        // SAFETY: per the contract.
+        let vectors = unsafe { std::slice::from_raw_parts(vectors, n as usize) };
+        if let Some(j) = vectors.iter().position(&bad) {
+            return Err(argument_error(
+                func,
+                &format!(
+                    "messages[{i}].vectors[{j}].buffer != NULL || messages[{i}].vectors[{j}].size == 0"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Logs "FUNC: assertion 'EXPR' failed" as a CRITICAL in our domain and
+/// returns the error the call fails with.
+fn argument_error(func: &str, expr: &str) -> glib::Error {
+    let func = std::ffi::CString::new(func).unwrap_or_default();
+    let expr = std::ffi::CString::new(expr).unwrap_or_default();
+    // SAFETY: NUL-terminated strings alive for the call.
+    unsafe {
+        glib::ffi::g_return_if_fail_warning(c"dtls-openssl".as_ptr(), func.as_ptr(), expr.as_ptr())
+    };
+    crate::error::io(
+        gio::IOErrorEnum::InvalidArgument,
+        format!(
+            "Invalid argument to {}: {} is false",
+            func.to_string_lossy(),
+            expr.to_string_lossy()
+        ),
+    )
+}
+
 unsafe extern "C" fn receive_messages<T: DatagramBasedImpl>(
     d: *mut GDatagramBased,
     messages: *mut GInputMessage,
@@ -135,6 +210,16 @@ unsafe extern "C" fn receive_messages<T: DatagramBasedImpl>(
     error: *mut *mut GError,
 ) -> i32 {
     let r = super::guard("receive_messages", Err(super::internal_error()), || {
+        // SAFETY: GIO's contract on the arrays (NULL pointers are checked).
+        unsafe {
+            check_messages(
+                "g_datagram_based_receive_messages",
+                messages,
+                num,
+                |m: &GInputMessage| (m.num_vectors, m.vectors as *const gio::ffi::GInputVector),
+                |v| v.size > 0 && v.buffer.is_null(),
+            )
+        }?;
         let mut msgs: Vec<InputMessage<'_>> = if num == 0 || messages.is_null() {
             Vec::new()
         } else {
@@ -166,6 +251,16 @@ unsafe extern "C" fn send_messages<T: DatagramBasedImpl>(
     error: *mut *mut GError,
 ) -> i32 {
     let r = super::guard("send_messages", Err(super::internal_error()), || {
+        // SAFETY: GIO's contract on the arrays (NULL pointers are checked).
+        unsafe {
+            check_messages(
+                "g_datagram_based_send_messages",
+                messages,
+                num,
+                |m: &GOutputMessage| (m.num_vectors, m.vectors as *const gio::ffi::GOutputVector),
+                |v| v.size > 0 && v.buffer.is_null(),
+            )
+        }?;
         let mut msgs: Vec<OutputMessage<'_>> = if num == 0 || messages.is_null() {
             Vec::new()
         } else {
