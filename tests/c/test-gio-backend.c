@@ -458,6 +458,191 @@ test_backend_dtls_client_construct (void)
   g_object_unref (sock);
 }
 
+/* Only with DTLS_EXPECT_BACKEND: malformed message arrays passed to
+ * g_datagram_based_receive_messages / send_messages on a DTLS connection.
+ * Each is a CRITICAL naming the failed check (g_return_val_if_fail style, in
+ * our log domain) and -1 with G_IO_ERROR_INVALID_ARGUMENT: never a crash, a
+ * silent "success", or any I/O. Timeout 0, and the peer is a silent socket:
+ * without the check, the call would start a handshake and answer
+ * G_IO_ERROR_WOULD_BLOCK. Each case runs in a subprocess, which must not
+ * crash and must log exactly one CRITICAL. */
+
+typedef enum { RECEIVE, SEND } Direction;
+
+typedef struct {
+  const gchar *name;
+  Direction direction;
+  guint bad_message;      /* index of the malformed message (of 2) */
+  gboolean null_vectors;  /* vectors NULL with num_vectors 3; else buffer NULL, size 10 */
+  const gchar *stderr_pattern;
+} BadMessageCase;
+
+#define RECV_CRITICAL(expr) \
+  "*dtls-openssl-CRITICAL*g_datagram_based_receive_messages: assertion '" expr "' failed*"
+#define SEND_CRITICAL(expr) \
+  "*dtls-openssl-CRITICAL*g_datagram_based_send_messages: assertion '" expr "' failed*"
+
+static const BadMessageCase bad_message_cases[] = {
+  { "receive/null-buffer", RECEIVE, 0, FALSE,
+    RECV_CRITICAL ("messages[0].vectors[0].buffer != NULL || messages[0].vectors[0].size == 0") },
+  { "receive/null-vectors", RECEIVE, 0, TRUE,
+    RECV_CRITICAL ("messages[0].num_vectors == 0 || messages[0].vectors != NULL") },
+  { "receive/second-message-null-buffer", RECEIVE, 1, FALSE,
+    RECV_CRITICAL ("messages[1].vectors[0].buffer != NULL || messages[1].vectors[0].size == 0") },
+  { "send/null-buffer", SEND, 0, FALSE,
+    SEND_CRITICAL ("messages[0].vectors[0].buffer != NULL || messages[0].vectors[0].size == 0") },
+  { "send/null-vectors", SEND, 0, TRUE,
+    SEND_CRITICAL ("messages[0].num_vectors == 0 || messages[0].vectors != NULL") },
+  { "send/second-message-null-vectors", SEND, 1, TRUE,
+    SEND_CRITICAL ("messages[1].num_vectors == 0 || messages[1].vectors != NULL") },
+};
+
+/* A DTLS client on a UDP socket connected to *silent (bound, never read). */
+static GDatagramBased *
+client_to_silent_peer (GSocket **silent)
+{
+  GError *error = NULL;
+  GInetAddress *loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *any = g_inet_socket_address_new (loopback, 0);
+  GSocketAddress *peer_addr;
+  GSocket *sock;
+  GSocketConnectable *identity;
+  GDatagramBased *conn;
+
+  *silent = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                          G_SOCKET_PROTOCOL_UDP, &error);
+  g_assert_no_error (error);
+  g_socket_bind (*silent, any, FALSE, &error);
+  g_assert_no_error (error);
+  peer_addr = g_socket_get_local_address (*silent, &error);
+  g_assert_no_error (error);
+
+  sock = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                       G_SOCKET_PROTOCOL_UDP, &error);
+  g_assert_no_error (error);
+  g_socket_connect (sock, peer_addr, NULL, &error);
+  g_assert_no_error (error);
+
+  identity = g_network_address_new ("server.example.com", 4433);
+  conn = g_dtls_client_connection_new (G_DATAGRAM_BASED (sock), identity, &error);
+  g_assert_no_error (error);
+
+  g_object_unref (identity);
+  g_object_unref (sock);
+  g_object_unref (peer_addr);
+  g_object_unref (any);
+  g_object_unref (loopback);
+  return conn;
+}
+
+static void
+run_bad_message_case (const BadMessageCase *c)
+{
+  GError *error = NULL;
+  GSocket *silent;
+  GDatagramBased *conn = client_to_silent_peer (&silent);
+  guint8 buf[64];
+  gssize queued;
+  gint n;
+
+  if (c->direction == RECEIVE)
+    {
+      GInputVector good = { buf, sizeof buf };
+      GInputVector bad = { NULL, 10 };
+      GInputMessage msgs[2] = { { 0 } };
+      guint i;
+
+      for (i = 0; i < 2; i++)
+        {
+          msgs[i].vectors = &good;
+          msgs[i].num_vectors = 1;
+        }
+      msgs[c->bad_message].vectors = c->null_vectors ? NULL : &bad;
+      msgs[c->bad_message].num_vectors = c->null_vectors ? 3 : 1;
+      n = g_datagram_based_receive_messages (conn, msgs, 2, 0, 0, NULL, &error);
+    }
+  else
+    {
+      GOutputVector good = { "hello", 5 };
+      GOutputVector bad = { NULL, 10 };
+      GOutputMessage msgs[2] = { { 0 } };
+      guint i;
+
+      for (i = 0; i < 2; i++)
+        {
+          msgs[i].vectors = &good;
+          msgs[i].num_vectors = 1;
+        }
+      msgs[c->bad_message].vectors = c->null_vectors ? NULL : &bad;
+      msgs[c->bad_message].num_vectors = c->null_vectors ? 3 : 1;
+      n = g_datagram_based_send_messages (conn, msgs, 2, 0, 0, NULL, &error);
+      g_assert_cmpuint (msgs[0].bytes_sent, ==, 0);
+    }
+  g_assert_cmpint (n, ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  /* Nothing went out: not even a ClientHello. */
+  queued = g_socket_receive_with_blocking (silent, (gchar *) buf, sizeof buf,
+                                           FALSE, NULL, &error);
+  g_assert_cmpint (queued, ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+  g_clear_error (&error);
+
+  g_object_unref (conn);
+  g_object_unref (silent);
+}
+
+static void
+test_dtls_bad_messages (gconstpointer data)
+{
+  const BadMessageCase *c = data;
+
+  if (!STRICT)
+    {
+      g_test_skip ("only checked on the backend named by DTLS_EXPECT_BACKEND");
+      return;
+    }
+  if (g_test_subprocess ())
+    {
+      /* Keep going after the CRITICAL to check what the call returned. */
+      g_log_set_always_fatal (G_LOG_FATAL_MASK);
+      run_bad_message_case (c);
+      return;
+    }
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr (c->stderr_pattern);
+  g_test_trap_assert_stderr_unmatched ("*CRITICAL*CRITICAL*");
+}
+
+/* The checks are not stricter than GIO: a NULL buffer of size 0 is a valid
+ * (empty) vector. No CRITICAL (fatal here); the send starts the handshake,
+ * which with timeout 0 would block. */
+static void
+test_dtls_empty_null_vector (void)
+{
+  GError *error = NULL;
+  GSocket *silent;
+  GDatagramBased *conn;
+  GOutputVector empty = { NULL, 0 };
+  GOutputMessage msg = { 0 };
+
+  if (!STRICT)
+    {
+      g_test_skip ("only checked on the backend named by DTLS_EXPECT_BACKEND");
+      return;
+    }
+  conn = client_to_silent_peer (&silent);
+  msg.vectors = &empty;
+  msg.num_vectors = 1;
+  g_assert_cmpint (g_datagram_based_send_messages (conn, &msg, 1, 0, 0, NULL, &error), ==, -1);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+  g_clear_error (&error);
+  g_object_unref (conn);
+  g_object_unref (silent);
+}
+
 /* ------------------------------------------------------------------------ */
 /* certificate properties                                                      */
 
@@ -1308,6 +1493,14 @@ main (int argc, char **argv)
   g_test_add_func ("/backend/default", test_backend_default);
   g_test_add_func ("/backend/tls-connections", test_backend_tls_connections);
   g_test_add_func ("/backend/dtls-client-construct", test_backend_dtls_client_construct);
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad_message_cases); i++)
+    {
+      gchar *path = g_strdup_printf ("/dtls/bad-messages/%s", bad_message_cases[i].name);
+      g_test_add_data_func (path, &bad_message_cases[i], test_dtls_bad_messages);
+      g_free (path);
+    }
+  g_test_add_func ("/dtls/empty-null-vector", test_dtls_empty_null_vector);
 
   g_test_add_func ("/certificate/properties", test_certificate_properties);
   g_test_add_func ("/certificate/der-pem", test_certificate_der_pem);
