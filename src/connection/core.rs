@@ -117,10 +117,6 @@ pub fn engine_error(e: EngineError) -> glib::Error {
                 "Received a {needed}-byte datagram, larger than the buffers given; it was kept: receive again with a buffer of at least {needed} bytes"
             ),
         ),
-        EngineError::DatagramTooLarge { size, max } => error::io(
-            Io::MessageTooLarge,
-            format!("Dropped a {size}-byte datagram: larger than the {max} bytes DTLS can read"),
-        ),
         EngineError::Config(m) => error::io(Io::InvalidArgument, format!("Invalid DTLS configuration: {m}")),
     }
 }

@@ -296,14 +296,6 @@ pub enum EngineError {
         /// Size of the pending record.
         needed: usize,
     },
-    /// A received datagram was larger than OpenSSL's read buffer and was
-    /// dropped whole. The connection is intact. GIO: `G_IO_ERROR_MESSAGE_TOO_LARGE`.
-    DatagramTooLarge {
-        /// Length of the dropped datagram.
-        size: usize,
-        /// Largest datagram OpenSSL would read.
-        max: usize,
-    },
     /// Bad configuration (MTU out of range, invalid ALPN name, OpenSSL
     /// refused a setting). GIO: `G_IO_ERROR_INVALID_ARGUMENT`.
     Config(String),
@@ -324,9 +316,6 @@ impl fmt::Display for EngineError {
             }
             Self::Truncated { needed } => {
                 write!(f, "received record needs a {needed}-byte buffer")
-            }
-            Self::DatagramTooLarge { size, max } => {
-                write!(f, "dropped a {size}-byte datagram (at most {max} bytes)")
             }
             Self::Config(e) => write!(f, "invalid DTLS configuration: {e}"),
         }
@@ -385,8 +374,17 @@ impl Engine {
         }
         // Whatever the context says: renegotiation would bring back
         // OpenSSL's flight buffer (see HANDSHAKE_MTU_CAP).
-        ossl::set_options(&mut ssl, SslOptions::NO_RENEGOTIATION);
-        let stream = SslStream::new(ssl, DatagramTransport::new())?;
+        // Encrypt-then-MAC off: OpenSSL 3.0's DTLS ends the connection on
+        // any forged record of a CBC suite with encrypt-then-MAC (a bad MAC
+        // is fatal there), while MAC-then-encrypt records that fail are
+        // discarded, as DTLS requires. AEAD suites are unaffected.
+        ossl::set_options(
+            &mut ssl,
+            SslOptions::NO_RENEGOTIATION | ossl::NO_ENCRYPT_THEN_MAC,
+        );
+        let mut stream = SslStream::new(ssl, DatagramTransport::new())?;
+        let probe = ossl::ProtectionProbe::new(stream.ssl());
+        stream.get_mut().set_probe(probe);
         let mut engine = Engine {
             stream,
             role,
@@ -420,14 +418,16 @@ impl Engine {
 
     // ---- datagrams -------------------------------------------------------
 
-    /// Queues one received datagram (copied). Empty datagrams are ignored.
+    /// Queues the records of one received datagram (copied). What cannot
+    /// be a genuine record is dropped, here or when OpenSSL gets to it; see
+    /// `record.rs`. Empty datagrams are ignored.
     pub fn push_datagram(&mut self, datagram: &[u8]) {
-        self.stream.get_mut().push_inbound_copy(datagram);
+        self.stream.get_mut().push_inbound(datagram);
     }
 
-    /// Queues one received datagram without copying.
-    pub fn push_datagram_owned(&mut self, datagram: Vec<u8>) {
-        self.stream.get_mut().push_inbound(datagram);
+    /// Received records dropped without reaching OpenSSL so far.
+    pub fn dropped_records(&self) -> u64 {
+        self.stream.get_ref().dropped_records()
     }
 
     /// Takes the next datagram to send, oldest first.
@@ -446,7 +446,7 @@ impl Engine {
         self.stream.get_ref().has_outbound()
     }
 
-    /// Whether received datagrams wait to be processed.
+    /// Whether received records wait to be processed.
     pub fn has_incoming(&self) -> bool {
         self.stream.get_ref().inbound_len() > 0
     }
@@ -548,7 +548,6 @@ impl Engine {
             State::Handshaking => {}
         }
         let result = self.stream.do_handshake();
-        let oversize = self.take_oversize();
         match result {
             Err(e) if e.code() == ErrorCode::from_raw(SSL_ERROR_WANT_X509_LOOKUP) => {
                 Ok(HandshakeStatus::WantCertificate)
@@ -558,10 +557,7 @@ impl Engine {
                 self.apply_mtu()?;
                 Ok(HandshakeStatus::Done)
             }
-            Err(e) if is_retry(&e) => match oversize {
-                Some(err) => Err(err),
-                None => Ok(HandshakeStatus::WantRead),
-            },
+            Err(e) if is_retry(&e) => Ok(HandshakeStatus::WantRead),
             Err(e) => {
                 let err = EngineError::Handshake(describe(&e));
                 self.state = State::Failed(err.clone());
@@ -637,10 +633,10 @@ impl Engine {
     ///
     /// A record longer than `buf` is not cut: the call fails with
     /// [`EngineError::Truncated`] and the record stays pending for a retry
-    /// with a larger buffer (or [`Engine::discard_pending_record`]). A
-    /// received datagram larger than OpenSSL's read buffer is dropped and
-    /// reported once as [`EngineError::DatagramTooLarge`]; the connection
-    /// carries on. After the peer's close_notify every call returns
+    /// with a larger buffer (or [`Engine::discard_pending_record`]).
+    /// Received records that cannot be genuine (malformed, too short for
+    /// the cipher, larger than OpenSSL reads) were dropped on the way and
+    /// never show here. After the peer's close_notify every call returns
     /// [`ReadStatus::Closed`].
     ///
     /// Keep calling this after the handshake even when not expecting data:
@@ -662,7 +658,6 @@ impl Engine {
             return Ok(ReadStatus::Closed);
         }
         let result = self.stream.ssl_read(&mut self.scratch);
-        let oversize = self.take_oversize();
         match result {
             Ok(n) => {
                 if n > buf.len() {
@@ -673,11 +668,8 @@ impl Engine {
                 Ok(ReadStatus::Data(n))
             }
             Err(e) if e.code() == ErrorCode::ZERO_RETURN => Ok(ReadStatus::Closed),
-            Err(e) if is_retry(&e) => match oversize {
-                Some(err) => Err(err),
-                None if self.received_close_notify() => Ok(ReadStatus::Closed),
-                None => Ok(ReadStatus::WantRead),
-            },
+            Err(e) if is_retry(&e) && self.received_close_notify() => Ok(ReadStatus::Closed),
+            Err(e) if is_retry(&e) => Ok(ReadStatus::WantRead),
             Err(e) => Err(EngineError::Protocol(describe(&e))),
         }
     }
@@ -827,16 +819,6 @@ impl Engine {
             State::Handshaking => Err(EngineError::NotConnected),
             State::Failed(_) => Err(EngineError::Closed),
         }
-    }
-
-    fn take_oversize(&mut self) -> Option<EngineError> {
-        self.stream
-            .get_mut()
-            .take_oversize()
-            .map(|o| EngineError::DatagramTooLarge {
-                size: o.size,
-                max: o.capacity,
-            })
     }
 }
 
