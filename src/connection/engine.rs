@@ -56,8 +56,18 @@ pub const MAX_RECORD_PLAINTEXT: usize = 16_384;
 /// would bring the buffer back, is disabled.
 pub const HANDSHAKE_MTU_CAP: u32 = 4096;
 /// First retransmission timeout of a flight until
-/// [`Engine::set_initial_timeout`] (OpenSSL's default too).
+/// [`Engine::set_retransmit_timeouts`] (RFC 6347's and OpenSSL's default).
 pub const DEFAULT_INITIAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// Largest retransmission step until [`Engine::set_retransmit_timeouts`]
+/// (OpenSSL's own goes to 60 s). Short enough that a peer never waits long
+/// between two copies of a flight (a server that drops a half-open
+/// handshake after 10 s of silence still sees one), long enough that
+/// [`MAX_RETRANSMISSIONS`] span a minute: with the defaults the flight is
+/// sent at 0, 1, 3, 7, 13, … 61 s and given up at 67 s.
+pub const DEFAULT_MAX_TIMEOUT: Duration = Duration::from_secs(6);
+/// How often OpenSSL retransmits one flight before giving up
+/// (`DTLS1_TMO_ALERT_COUNT`).
+pub const MAX_RETRANSMISSIONS: u32 = 12;
 
 /// Which end of the connection an [`Engine`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,6 +282,9 @@ pub enum EngineError {
     /// GIO: `G_TLS_ERROR_HANDSHAKE` (or `G_TLS_ERROR_BAD_CERTIFICATE` when the
     /// caller's verification failed).
     Handshake(String),
+    /// The peer did not answer: the handshake's retransmissions ran out.
+    /// Sticky like `Handshake`. GIO: `G_IO_ERROR_TIMED_OUT`.
+    TimedOut(String),
     /// A fatal error after the handshake (e.g. a fatal alert received).
     /// GIO: `G_TLS_ERROR_MISC`.
     Protocol(String),
@@ -305,6 +318,7 @@ impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Handshake(e) => write!(f, "DTLS handshake failed: {e}"),
+            Self::TimedOut(e) => write!(f, "DTLS handshake timed out: {e}"),
             Self::Protocol(e) => write!(f, "DTLS protocol error: {e}"),
             Self::NotConnected => f.write_str("DTLS handshake not complete"),
             Self::Closed => f.write_str("DTLS connection is closed"),
@@ -350,6 +364,8 @@ pub struct Engine {
     /// Scratch for one record (`SSL_read` never returns more than one
     /// record per call in DTLS).
     scratch: Box<[u8]>,
+    initial_timeout: Duration,
+    max_timeout: Duration,
 }
 
 impl fmt::Debug for Engine {
@@ -392,9 +408,11 @@ impl Engine {
             mtu: DEFAULT_MTU,
             pending: None,
             scratch: vec![0; MAX_RECORD_PLAINTEXT].into_boxed_slice(),
+            initial_timeout: DEFAULT_INITIAL_TIMEOUT,
+            max_timeout: DEFAULT_MAX_TIMEOUT,
         };
         engine.set_mtu(DEFAULT_MTU)?;
-        engine.set_initial_timeout(DEFAULT_INITIAL_TIMEOUT);
+        engine.set_retransmit_timeouts(DEFAULT_INITIAL_TIMEOUT, DEFAULT_MAX_TIMEOUT);
         Ok(engine)
     }
 
@@ -483,11 +501,27 @@ impl Engine {
     }
 
     /// First retransmission timeout of each flight (doubling after each
-    /// retransmission, up to 60 s). RFC 6347 suggests 1 s. OpenSSL counts
-    /// a timer with less than 15 ms left as expired, so below 15 ms every
-    /// [`Engine::handshake`] call without news retransmits.
+    /// retransmission, up to the maximum, [`DEFAULT_MAX_TIMEOUT`] unless
+    /// set). RFC 6347 suggests 1 s. OpenSSL counts a timer with less than
+    /// 15 ms left as expired, so below 15 ms every [`Engine::handshake`]
+    /// call without news retransmits.
     pub fn set_initial_timeout(&mut self, initial: Duration) {
-        ossl::set_initial_timeout(self.ssl_mut(), initial);
+        self.set_retransmit_timeouts(initial, self.max_timeout);
+    }
+
+    /// First retransmission timeout of each flight and the largest step
+    /// the doubling may reach. OpenSSL retransmits a flight at most
+    /// [`MAX_RETRANSMISSIONS`] times, then the handshake fails with
+    /// [`EngineError::TimedOut`].
+    pub fn set_retransmit_timeouts(&mut self, initial: Duration, max: Duration) {
+        self.initial_timeout = initial;
+        self.max_timeout = max;
+        ossl::set_retransmit_timeouts(self.ssl_mut(), initial, max);
+    }
+
+    /// The first retransmission timeout and the largest step.
+    pub fn retransmit_timeouts(&self) -> (Duration, Duration) {
+        (self.initial_timeout, self.max_timeout)
     }
 
     /// Client: the SNI host name to send. Give DNS names only, never IP
@@ -559,7 +593,13 @@ impl Engine {
             }
             Err(e) if is_retry(&e) => Ok(HandshakeStatus::WantRead),
             Err(e) => {
-                let err = EngineError::Handshake(describe(&e));
+                let err = if is_read_timeout(&e) {
+                    EngineError::TimedOut(format!(
+                        "no answer from the peer after {MAX_RETRANSMISSIONS} retransmissions"
+                    ))
+                } else {
+                    EngineError::Handshake(describe(&e))
+                };
                 self.state = State::Failed(err.clone());
                 Err(err)
             }
@@ -576,7 +616,8 @@ impl Engine {
 
     /// Retransmits the last flight into the outgoing queue if the timer has
     /// expired. `Ok(true)`: something was queued; `Ok(false)`: the timer had
-    /// not expired. After too many timeouts (12) the handshake fails.
+    /// not expired. After [`MAX_RETRANSMISSIONS`] of one flight the
+    /// handshake fails with [`EngineError::TimedOut`].
     pub fn handle_timeout(&mut self) -> Result<bool, EngineError> {
         if let State::Failed(e) = &self.state {
             return Err(e.clone());
@@ -585,7 +626,11 @@ impl Engine {
             0 => Ok(false),
             n if n > 0 => Ok(true),
             _ => {
-                let err = EngineError::Handshake(ErrorStack::get().to_string());
+                // OpenSSL's only failure here is SSL_R_READ_TIMEOUT_EXPIRED.
+                drop(ErrorStack::get());
+                let err = EngineError::TimedOut(format!(
+                    "no answer from the peer after {MAX_RETRANSMISSIONS} retransmissions"
+                ));
                 self.state = State::Failed(err.clone());
                 Err(err)
             }
@@ -830,6 +875,18 @@ fn finished_with(get: impl Fn(&mut [u8]) -> usize) -> Option<Vec<u8>> {
 
 fn is_retry(e: &ssl::Error) -> bool {
     e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE
+}
+
+/// `SSL_R_READ_TIMEOUT_EXPIRED`: OpenSSL retransmitted a flight
+/// [`MAX_RETRANSMISSIONS`] times (inside `SSL_do_handshake` when the timer
+/// has less than 15 ms left, else in `DTLSv1_handle_timeout`).
+fn is_read_timeout(e: &ssl::Error) -> bool {
+    const SSL_R_READ_TIMEOUT_EXPIRED: std::ffi::c_int = 312;
+    e.ssl_error().is_some_and(|s| {
+        s.errors()
+            .iter()
+            .any(|e| e.reason_code() == SSL_R_READ_TIMEOUT_EXPIRED)
+    })
 }
 
 fn describe(e: &ssl::Error) -> String {

@@ -186,18 +186,31 @@ pub(crate) fn handle_timeout(ssl: &mut SslRef) -> c_long {
     }
 }
 
-/// Initial retransmission timeout per SSL, in microseconds.
-fn timer_index() -> openssl::ex_data::Index<Ssl, u32> {
-    static INDEX: OnceLock<openssl::ex_data::Index<Ssl, u32>> = OnceLock::new();
+/// Retransmission back-off of one SSL, in microseconds.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    initial_us: u32,
+    max_us: u32,
+}
+
+fn timer_index() -> openssl::ex_data::Index<Ssl, Backoff> {
+    static INDEX: OnceLock<openssl::ex_data::Index<Ssl, Backoff>> = OnceLock::new();
     *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ran out of ex_data indices"))
 }
 
 /// Installs our timer callback: the first timeout of every flight is
-/// `initial`, each retransmission doubles it, up to 60 s (OpenSSL's own
-/// policy, but with a chosen start instead of a fixed 1 s).
-pub(crate) fn set_initial_timeout(ssl: &mut SslRef, initial: Duration) {
-    let us = initial.as_micros().clamp(1, u128::from(MAX_TIMEOUT_US)) as u32;
-    ssl.set_ex_data(timer_index(), us);
+/// `initial`, each retransmission doubles it, up to `max` (OpenSSL's own
+/// policy is 1 s doubling to 60 s). Both are clamped to 1 µs..=60 s.
+pub(crate) fn set_retransmit_timeouts(ssl: &mut SslRef, initial: Duration, max: Duration) {
+    let us = |d: Duration| d.as_micros().clamp(1, u128::from(MAX_TIMEOUT_US)) as u32;
+    let initial_us = us(initial);
+    ssl.set_ex_data(
+        timer_index(),
+        Backoff {
+            initial_us,
+            max_us: us(max).max(initial_us),
+        },
+    );
     // SAFETY: the SSL is live; `timer_cb` matches `DTLS_timer_cb` and
     // stays valid for the life of the program.
     unsafe { DTLS_set_timer_cb(ssl.as_ptr(), Some(timer_cb)) };
@@ -205,12 +218,17 @@ pub(crate) fn set_initial_timeout(ssl: &mut SslRef, initial: Duration) {
 
 unsafe extern "C" fn timer_cb(ssl: *mut ffi::SSL, timer_us: c_uint) -> c_uint {
     let next = catch_unwind(AssertUnwindSafe(|| {
-        if timer_us != 0 {
-            return timer_us.saturating_mul(2).min(MAX_TIMEOUT_US);
-        }
         // SAFETY: OpenSSL calls us with the live SSL whose timer this is.
         let ssl = unsafe { SslRef::from_ptr(ssl) };
-        ssl.ex_data(timer_index()).copied().unwrap_or(1_000_000)
+        let b = ssl.ex_data(timer_index()).copied().unwrap_or(Backoff {
+            initial_us: 1_000_000,
+            max_us: MAX_TIMEOUT_US,
+        });
+        if timer_us == 0 {
+            b.initial_us
+        } else {
+            timer_us.saturating_mul(2).min(b.max_us)
+        }
     }));
     // A panic cannot really happen here, but must not unwind into C.
     next.unwrap_or(1_000_000)

@@ -671,6 +671,69 @@ fn timer_policy() {
 }
 
 #[test]
+fn backoff_stops_at_the_maximum_step() {
+    // The timer callback doubles up to the maximum; with 1 ms steps (below
+    // OpenSSL's 15 ms "expired" threshold) every timer is expired at once,
+    // so no sleeping: only the callback's arithmetic is under test here.
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.client
+        .set_retransmit_timeouts(Duration::from_millis(20), Duration::from_millis(50));
+    assert_eq!(
+        p.client.retransmit_timeouts(),
+        (Duration::from_millis(20), Duration::from_millis(50))
+    );
+    p.client.handshake().unwrap();
+    std::thread::sleep(Duration::from_millis(25));
+    assert_eq!(p.client.handle_timeout(), Ok(true));
+    let t = p.client.timeout().unwrap();
+    assert!(
+        t > Duration::from_millis(20) && t <= Duration::from_millis(40),
+        "{t:?}"
+    );
+    std::thread::sleep(t);
+    assert_eq!(p.client.handle_timeout(), Ok(true));
+    let t = p.client.timeout().unwrap();
+    assert!(
+        t > Duration::from_millis(40) && t <= Duration::from_millis(50),
+        "capped: {t:?}"
+    );
+}
+
+#[test]
+fn a_silent_peer_times_the_handshake_out() {
+    // 20 ms steps: above OpenSSL's 15 ms threshold, so only our calls
+    // retransmit (below it, one handshake() call would burn them all).
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    let step = Duration::from_millis(20);
+    p.client.set_retransmit_timeouts(step, step);
+    p.client.handshake().unwrap();
+    let mut sent = 0;
+    let err = loop {
+        while p.client.pop_datagram().is_some() {
+            sent += 1;
+        }
+        std::thread::sleep(p.client.timeout().expect("the timer runs"));
+        match p.client.handle_timeout() {
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+        assert!(sent < 100, "never gave up");
+    };
+    assert_eq!(
+        sent,
+        1 + MAX_RETRANSMISSIONS as usize,
+        "the ClientHello and its copies"
+    );
+    assert!(
+        matches!(&err, EngineError::TimedOut(m) if m.contains("12 retransmissions")),
+        "{err:?}"
+    );
+    assert_eq!(p.client.handshake(), Err(err), "sticky");
+}
+
+#[test]
 fn alpn() {
     let pki = pki();
     let config = ContextConfig {
