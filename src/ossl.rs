@@ -55,3 +55,30 @@ pub(crate) fn verify_collecting_errors(ctx: &mut X509StoreContextRef) -> Vec<c_i
     }
     errors
 }
+
+extern "C" {
+    fn X509_STORE_add_crl(store: *mut openssl_sys::X509_STORE, crl: *mut openssl_sys::X509_CRL)
+        -> c_int;
+}
+
+/// Adds `crl` to the store being built (the store takes its own reference).
+pub(crate) fn store_add_crl(
+    builder: &mut openssl::x509::store::X509StoreBuilderRef,
+    crl: &openssl::x509::X509CrlRef,
+) -> Result<(), openssl::error::ErrorStack> {
+    // SAFETY: both pointers are valid for the call; X509_STORE_add_crl
+    // takes its own reference to the CRL (up_ref) and does not keep ours.
+    let ok = unsafe { X509_STORE_add_crl(builder.as_ptr(), crl.as_ptr()) };
+    if ok == 1 {
+        Ok(())
+    } else {
+        Err(openssl::error::ErrorStack::get())
+    }
+}
+
+/// Whether `cert` has an extension of type `nid`, whether or not it parses.
+pub(crate) fn has_extension(cert: &openssl::x509::X509Ref, nid: openssl::nid::Nid) -> bool {
+    // SAFETY: `cert` is a valid X509 for the call; X509_get_ext_by_NID only
+    // reads its extension list.
+    unsafe { openssl_sys::X509_get_ext_by_NID(cert.as_ptr(), nid.as_raw(), -1) >= 0 }
+}
