@@ -50,7 +50,10 @@ fn auth_level() -> c_int {
         let value = std::env::var(AUTH_LEVEL_ENV).ok();
         let level = auth_level_from(value.as_deref());
         if value.is_some() {
-            glib::g_debug!(crate::LOG_DOMAIN, "{AUTH_LEVEL_ENV}: security level {level}");
+            glib::g_debug!(
+                crate::LOG_DOMAIN,
+                "{AUTH_LEVEL_ENV}: security level {level}"
+            );
         }
         level
     })
@@ -182,13 +185,36 @@ impl TrustStore {
             Ok(ossl::verify_collecting_errors(ctx))
         })?;
         let mut flags = errors
-            .into_iter()
-            .fold(Flags::empty(), |acc, e| acc | flag_for(e));
+            .iter()
+            .filter(|(e, depth)| {
+                // OpenSSL uses one CRL per certificate and, told to go on,
+                // applies it even when it failed its own checks: a REVOKED
+                // from such a CRL (e.g. forged) is no revocation.
+                *e != ffi::X509_V_ERR_CERT_REVOKED
+                    || !errors
+                        .iter()
+                        .any(|(other, d)| d == depth && untrusted_crl(*other))
+            })
+            .fold(Flags::empty(), |acc, (e, _)| acc | flag_for(*e));
         if identity.is_some_and(|id| !id.matches(leaf)) {
             flags |= Flags::BAD_IDENTITY;
         }
         Ok(flags)
     }
+}
+
+/// Whether `err` says the CRL used for a certificate cannot be trusted.
+fn untrusted_crl(err: c_int) -> bool {
+    matches!(
+        err,
+        ffi::X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE
+            | ffi::X509_V_ERR_CRL_SIGNATURE_FAILURE
+            | ffi::X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER
+            | ffi::X509_V_ERR_KEYUSAGE_NO_CRL_SIGN
+            | ffi::X509_V_ERR_DIFFERENT_CRL_SCOPE
+            | ffi::X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD
+            | ffi::X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD
+    )
 }
 
 /// Maps an `X509_V_ERR_*` code to the GIO flag that describes it.

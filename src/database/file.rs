@@ -142,7 +142,9 @@ mod tests {
     #[test]
     fn crls_are_found_between_certificates() {
         assert!(load_crls(b"").unwrap().is_empty());
-        assert!(load_crls(b"-----BEGIN X509 CRL-----\nnot base64\n-----END X509 CRL-----\n").is_err());
+        assert!(
+            load_crls(b"-----BEGIN X509 CRL-----\nnot base64\n-----END X509 CRL-----\n").is_err()
+        );
         assert_eq!(
             file_uri(std::path::Path::new("/etc/ssl/a b.pem")).as_deref(),
             Some("file:///etc/ssl/a%20b.pem")

@@ -14,7 +14,8 @@
 //! - One trailing dot is the same name with or without it, on either side.
 //! - Unicode names are compared in their A-label (punycode) form, converted
 //!   by GLib's `g_hostname_to_ascii` (what GIO resolves); comparison is
-//!   ASCII case-insensitive.
+//!   ASCII case-insensitive. Presented names must already be ASCII: a U-label
+//!   or a NUL in a certificate name matches nothing.
 //! - A wildcard matches only as the whole left-most label of a presented name
 //!   with at least two more labels after it (`*.example.com`), and stands for
 //!   exactly one label; no partial wildcards (`f*.example.com`), no suffix
@@ -65,19 +66,15 @@ impl Identity {
     /// An IP address when `s` is an address literal (IPv6 optionally in
     /// brackets and with a `%zone`), else a host name; `None` if malformed.
     pub fn parse(s: &str) -> Option<Identity> {
-        let bracketed = s.strip_prefix('[').and_then(|s| s.strip_suffix(']'));
-        let bare = bracketed.unwrap_or(s);
-        if let Ok(ip) = bare.parse::<IpAddr>() {
+        // Brackets enclose IPv6 literals only.
+        if let Some(inner) = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            return ipv6_literal(inner).map(|ip| Identity::Ip(IpAddr::V6(ip)));
+        }
+        if let Ok(ip) = s.parse::<IpAddr>() {
             return Some(Identity::Ip(ip));
         }
-        // fe80::1%eth0: the zone says which interface, not who the peer is.
-        if let Some((addr, _zone)) = bare.split_once('%') {
-            if let Ok(ip) = addr.parse::<Ipv6Addr>() {
-                return Some(Identity::Ip(IpAddr::V6(ip)));
-            }
-        }
-        if bracketed.is_some() {
-            return None;
+        if let Some(ip) = ipv6_literal(s) {
+            return Some(Identity::Ip(IpAddr::V6(ip)));
         }
         reference_host(s).map(Identity::Host)
     }
@@ -121,6 +118,13 @@ impl Identity {
     }
 }
 
+/// An IPv6 literal, with an optional `%zone` (which says which interface,
+/// not who the peer is).
+fn ipv6_literal(s: &str) -> Option<Ipv6Addr> {
+    let addr = s.split_once('%').map_or(s, |(addr, _zone)| addr);
+    addr.parse().ok()
+}
+
 /// Whether `cert` carries a subjectAltName extension, parseable or not: a
 /// certificate with a broken SAN must not fall back to its common name.
 fn has_san_extension(cert: &X509Ref) -> bool {
@@ -147,24 +151,15 @@ fn reference_host(s: &str) -> Option<String> {
     Some(name)
 }
 
-/// A presented DNS name in comparable form, or `None` if malformed. The
-/// left-most label may be the wildcard `*` (checked by [`wildcard_match`]).
+/// A presented DNS name (dNSName or common name) in comparable form, or
+/// `None` if malformed. The left-most label may be the wildcard `*` (checked
+/// by [`wildcard_match`]). Presented names must be ASCII (A-labels): a
+/// dNSName is an IA5String, and a U-label or a NUL in one matches nothing.
 fn presented_host(s: &str) -> Option<String> {
-    if s.contains('\0') {
+    if !s.is_ascii() || s.contains('\0') {
         return None;
     }
-    if s.is_ascii() {
-        normalise_presented(s)
-    } else {
-        // A common name may hold a U-label; a dNSName (IA5String) may not,
-        // but converting it costs nothing and matches the A-label.
-        let (wild, rest) = match s.strip_prefix("*.") {
-            Some(rest) => ("*.", rest),
-            None => ("", s),
-        };
-        let ascii = glib::hostname_to_ascii(rest)?;
-        normalise_presented(&format!("{wild}{ascii}"))
-    }
+    normalise_presented(s)
 }
 
 fn normalise_presented(s: &str) -> Option<String> {
@@ -189,9 +184,7 @@ fn normalise(s: &str) -> Option<String> {
             && l.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
-    name.split('.')
-        .all(valid_label)
-        .then(|| name.to_string())
+    name.split('.').all(valid_label).then(|| name.to_string())
 }
 
 /// Whether dNSName `presented` names `host` (already a reference identity).
@@ -273,6 +266,7 @@ mod tests {
             "1.2.3.4.5",
             "[example.com]",
             "[127.0.0.1",
+            "[127.0.0.1]",
             "。example.com",
         ] {
             assert_eq!(Identity::parse(bad), None, "{bad:?}");
@@ -316,5 +310,6 @@ mod tests {
         assert!(m("bücher.example.com", "xn--bcher-kva.example.com"));
         assert!(m("xn--bcher-kva.example.com", "xn--bcher-kva.example.com"));
         assert!(m("bücher.example.com", "*.example.com"));
+        assert!(!m("bücher.example.com", "bücher.example.com"));
     }
 }
