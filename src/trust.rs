@@ -249,6 +249,61 @@ fn flag_for(err: c_int) -> Flags {
 mod tests {
     use super::*;
 
+    /// A CA-signed leaf with an RSA key of `bits`, and the CA.
+    fn rsa_leaf(bits: u32) -> (X509, X509) {
+        use openssl::asn1::Asn1Time;
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::hash::MessageDigest;
+        use openssl::nid::Nid;
+        use openssl::pkey::PKey;
+        use openssl::rsa::Rsa;
+        use openssl::x509::extension::BasicConstraints;
+        use openssl::x509::X509Name;
+
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let ca_key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let leaf_key = PKey::from_rsa(Rsa::generate(bits).unwrap()).unwrap();
+        let make = |cn: &str, key: &PKey<openssl::pkey::Private>, issuer: Option<&X509>| {
+            let mut name = X509Name::builder().unwrap();
+            name.append_entry_by_nid(Nid::COMMONNAME, cn).unwrap();
+            let name = name.build();
+            let mut b = X509::builder().unwrap();
+            b.set_version(2).unwrap();
+            b.set_subject_name(&name).unwrap();
+            b.set_issuer_name(issuer.map_or(&*name, |i| i.subject_name()))
+                .unwrap();
+            b.set_pubkey(key).unwrap();
+            b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+                .unwrap();
+            b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+                .unwrap();
+            let mut bc = BasicConstraints::new();
+            bc.critical();
+            if issuer.is_none() {
+                bc.ca();
+            }
+            b.append_extension(bc.build().unwrap()).unwrap();
+            b.sign(&ca_key, MessageDigest::sha256()).unwrap();
+            b.build()
+        };
+        let ca = make("level CA", &ca_key, None);
+        let leaf = make("level leaf", &leaf_key, Some(&ca));
+        (leaf, ca)
+    }
+
+    #[test]
+    fn rsa_1024_is_insecure_unless_the_level_is_lowered() {
+        let (leaf, ca) = rsa_leaf(1024);
+        let mut store = TrustStore::from_anchors(vec![ca]).unwrap();
+        assert_eq!(store.auth_level, DEFAULT_AUTH_LEVEL);
+        assert_eq!(store.verify(&leaf, &[], "", None).unwrap(), Flags::INSECURE);
+        store.set_auth_level(1);
+        assert_eq!(store.verify(&leaf, &[], "", None).unwrap(), Flags::empty());
+        let (leaf, ca) = rsa_leaf(2048);
+        let store = TrustStore::from_anchors(vec![ca]).unwrap();
+        assert_eq!(store.verify(&leaf, &[], "", None).unwrap(), Flags::empty());
+    }
+
     #[test]
     fn security_level_setting() {
         assert_eq!(auth_level_from(None), 2);
