@@ -13,5 +13,7 @@ mod database;
 mod dtls_client;
 #[path = "gio/dtls_errors.rs"]
 mod dtls_errors;
+#[path = "gio/identity.rs"]
+mod identity;
 #[path = "gio/time_limits.rs"]
 mod time_limits;
