@@ -2,7 +2,10 @@
 //!
 //! Constructed the GIO way (`g_initable_new` with the construct properties
 //! GLib 2.74 defines); everything is parsed and checked in `init`, so a
-//! certificate that exists is valid. PKCS #11 URIs are refused.
+//! certificate that exists is valid. PKCS #11 URIs are refused. A certificate
+//! made with plain `g_object_new` (no `g_initable_init`, as glib-networking's
+//! tests and some applications do) is parsed from its construct properties,
+//! whatever order they came in, the first time it is used.
 
 use std::sync::{Mutex, OnceLock};
 
@@ -47,14 +50,15 @@ impl Certificate {
             .expect("a pre-parsed certificate initialises")
     }
 
-    /// The OpenSSL certificate (None only if `init` was never run).
+    /// The OpenSSL certificate (None only if its construct properties hold
+    /// no valid certificate and `init` was never run).
     pub fn x509(&self) -> Option<X509> {
-        self.imp().parsed.get().map(|p| p.x509.clone())
+        self.imp().parsed().map(|p| p.x509.clone())
     }
 
     /// The private key, if one was given.
     pub fn private_key(&self) -> Option<PKey<Private>> {
-        self.imp().parsed.get().and_then(|p| p.key.clone())
+        self.imp().parsed().and_then(|p| p.key.clone())
     }
 }
 
@@ -293,6 +297,61 @@ pub(crate) mod imp {
         type Interfaces = (gio::Initable,);
     }
 
+    impl Certificate {
+        /// What `init` parsed; parsed now if `init` was never run (plain
+        /// `g_object_new`). `None` if the construct properties do not make a
+        /// valid certificate.
+        pub(super) fn parsed(&self) -> Option<&Parsed> {
+            if let Some(p) = self.parsed.get() {
+                return Some(p);
+            }
+            match self.parse_construct() {
+                Ok(p) => {
+                    let _ = self.parsed.set(p);
+                    *self.construct.lock().unwrap() = Construct::default();
+                }
+                Err(e) => glib::g_debug!(
+                    crate::LOG_DOMAIN,
+                    "certificate used without g_initable_init: {}",
+                    e
+                ),
+            }
+            self.parsed.get()
+        }
+
+        /// Parses and checks the construct properties.
+        fn parse_construct(&self) -> Result<Parsed, glib::Error> {
+            let c = self.construct.lock().unwrap();
+            if c.pkcs11_uri.is_some() || c.key_pkcs11_uri.is_some() {
+                return Err(error::io(
+                    gio::IOErrorEnum::NotSupported,
+                    "PKCS #11 certificates are not supported by the dtls-openssl backend",
+                ));
+            }
+            if let Some(data) = &c.pkcs12 {
+                return parse_pkcs12(data, c.password.as_deref());
+            }
+            let x509 = parse_certificate(&c)?;
+            let key = parse_key(&c)?;
+            if let Some(k) = &key {
+                let public = x509
+                    .public_key()
+                    .map_err(|e| error::bad_certificate("Could not read public key", &e))?;
+                if !public.public_eq(k) {
+                    return Err(error::tls(
+                        gio::TlsError::BadCertificate,
+                        "The private key does not match the certificate",
+                    ));
+                }
+            }
+            Ok(Parsed {
+                x509,
+                key,
+                issuer: c.issuer.clone(),
+            })
+        }
+    }
+
     impl ObjectImpl for Certificate {
         fn properties() -> &'static [glib::ParamSpec] {
             static PROPS: std::sync::LazyLock<Vec<glib::ParamSpec>> =
@@ -346,8 +405,8 @@ pub(crate) mod imp {
         }
 
         fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-            let Some(p) = self.parsed.get() else {
-                // Not initialised: nothing to report.
+            let Some(p) = self.parsed() else {
+                // No valid certificate data: nothing to report.
                 return glib::Value::from_type(pspec.value_type());
             };
             let x = &p.x509;
@@ -431,35 +490,8 @@ pub(crate) mod imp {
                 let _ = self.parsed.set(p);
                 return Ok(());
             }
-            let c = std::mem::take(&mut *self.construct.lock().unwrap());
-            if c.pkcs11_uri.is_some() || c.key_pkcs11_uri.is_some() {
-                return Err(error::io(
-                    gio::IOErrorEnum::NotSupported,
-                    "PKCS #11 certificates are not supported by the dtls-openssl backend",
-                ));
-            }
-            let parsed = if let Some(data) = &c.pkcs12 {
-                parse_pkcs12(data, c.password.as_deref())?
-            } else {
-                let x509 = parse_certificate(&c)?;
-                let key = parse_key(&c)?;
-                if let Some(k) = &key {
-                    let public = x509
-                        .public_key()
-                        .map_err(|e| error::bad_certificate("Could not read public key", &e))?;
-                    if !public.public_eq(k) {
-                        return Err(error::tls(
-                            gio::TlsError::BadCertificate,
-                            "The private key does not match the certificate",
-                        ));
-                    }
-                }
-                Parsed {
-                    x509,
-                    key,
-                    issuer: c.issuer,
-                }
-            };
+            let parsed = self.parse_construct()?;
+            *self.construct.lock().unwrap() = Construct::default();
             let _ = self.parsed.set(parsed);
             Ok(())
         }

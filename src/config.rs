@@ -10,8 +10,12 @@
 //! | `DTLS_OPENSSL_MAX_PROTOCOL` | `dtls1.0` or `dtls1.2` |
 //! | `DTLS_OPENSSL_MIN_PROTOCOL` | `dtls1.0` or `dtls1.2` (default `dtls1.2`) |
 //! | `SSLKEYLOGFILE` | append session secrets for Wireshark |
+//! | `DTLS_OPENSSL_RETRANSMIT_TIMEOUT_MS` | default of `retransmit-timeout` (1000) |
+//! | `DTLS_OPENSSL_MAX_RETRANSMIT_TIMEOUT_MS` | default of `max-retransmit-timeout` (6000) |
+//! | `DTLS_OPENSSL_HANDSHAKE_TIMEOUT_MS` | default of `handshake-timeout` (60000; 0: none) |
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use openssl::ssl::{SslContext, SslVersion};
 
@@ -51,6 +55,89 @@ pub fn from_env() -> Result<ContextConfig, String> {
         ]),
         keylog_file: var(&["SSLKEYLOGFILE"]).map(Into::into),
         ..ContextConfig::default()
+    })
+}
+
+/// Time limits of the handshake: the defaults of every connection's
+/// `retransmit-timeout`, `max-retransmit-timeout` and `handshake-timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// First retransmission timeout of a flight, in ms.
+    pub retransmit_ms: u32,
+    /// Largest retransmission step, in ms.
+    pub max_retransmit_ms: u32,
+    /// Whole handshake, in ms; 0 for no limit.
+    pub handshake_ms: u32,
+}
+
+/// Range of the retransmission timeouts, in ms (OpenSSL's ceiling is 60 s).
+pub const RETRANSMIT_MS: std::ops::RangeInclusive<u32> = 1..=60_000;
+
+impl Timing {
+    /// The built-in defaults: RFC 6347's 1 s first timeout, steps of at
+    /// most 6 s (see `engine::DEFAULT_MAX_TIMEOUT`), glib-networking's 60 s
+    /// for the whole handshake.
+    pub const DEFAULT: Timing = Timing {
+        retransmit_ms: 1_000,
+        max_retransmit_ms: 6_000,
+        handshake_ms: 60_000,
+    };
+
+    pub fn retransmit(&self) -> Duration {
+        Duration::from_millis(self.retransmit_ms.into())
+    }
+
+    pub fn max_retransmit(&self) -> Duration {
+        Duration::from_millis(self.max_retransmit_ms.into())
+    }
+
+    pub fn handshake(&self) -> Option<Duration> {
+        (self.handshake_ms > 0).then(|| Duration::from_millis(self.handshake_ms.into()))
+    }
+}
+
+/// The environment's timing, each variable falling back to the built-in
+/// default (with a warning when it is not a number in range).
+pub fn timing() -> Timing {
+    static TIMING: OnceLock<Timing> = OnceLock::new();
+    *TIMING.get_or_init(|| {
+        let d = Timing::DEFAULT;
+        let ms = |name: &str, range: std::ops::RangeInclusive<u32>, default: u32| {
+            let Some(v) = var(&[name]) else {
+                return default;
+            };
+            match v.trim().parse::<u32>() {
+                Ok(n) if range.contains(&n) => n,
+                _ => {
+                    glib::g_warning!(
+                        crate::LOG_DOMAIN,
+                        "{name}={v}: expected milliseconds in {range:?}; using {default}"
+                    );
+                    default
+                }
+            }
+        };
+        let t = Timing {
+            retransmit_ms: ms(
+                "DTLS_OPENSSL_RETRANSMIT_TIMEOUT_MS",
+                RETRANSMIT_MS,
+                d.retransmit_ms,
+            ),
+            max_retransmit_ms: ms(
+                "DTLS_OPENSSL_MAX_RETRANSMIT_TIMEOUT_MS",
+                RETRANSMIT_MS,
+                d.max_retransmit_ms,
+            ),
+            handshake_ms: ms(
+                "DTLS_OPENSSL_HANDSHAKE_TIMEOUT_MS",
+                0..=u32::MAX,
+                d.handshake_ms,
+            ),
+        };
+        if t != d {
+            glib::g_debug!(crate::LOG_DOMAIN, "timing from the environment: {t:?}");
+        }
+        t
     })
 }
 

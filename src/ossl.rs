@@ -24,16 +24,21 @@ pub(crate) fn verify_param(ctx: &mut X509StoreContextRef) -> &mut X509VerifyPara
 }
 
 thread_local! {
-    static VERIFY_ERRORS: Cell<Option<Vec<c_int>>> = const { Cell::new(None) };
+    static VERIFY_ERRORS: Cell<Option<Vec<(c_int, c_int)>>> = const { Cell::new(None) };
 }
 
 unsafe extern "C" fn record_error(ok: c_int, ctx: *mut X509_STORE_CTX) -> c_int {
     if ok == 0 {
         // SAFETY: OpenSSL passes the context being verified.
-        let err = unsafe { openssl_sys::X509_STORE_CTX_get_error(ctx) };
+        let (err, depth) = unsafe {
+            (
+                openssl_sys::X509_STORE_CTX_get_error(ctx),
+                openssl_sys::X509_STORE_CTX_get_error_depth(ctx),
+            )
+        };
         VERIFY_ERRORS.with(|cell| {
             let mut v = cell.take().unwrap_or_default();
-            v.push(err);
+            v.push((err, depth));
             cell.set(Some(v));
         });
     }
@@ -42,8 +47,9 @@ unsafe extern "C" fn record_error(ok: c_int, ctx: *mut X509_STORE_CTX) -> c_int 
 }
 
 /// Runs `X509_verify_cert` on `ctx`, continuing past errors, and returns every
-/// `X509_V_ERR_*` code met on the way (empty when the chain is fine).
-pub(crate) fn verify_collecting_errors(ctx: &mut X509StoreContextRef) -> Vec<c_int> {
+/// `X509_V_ERR_*` code met on the way with the chain depth it concerns
+/// (empty when the chain is fine).
+pub(crate) fn verify_collecting_errors(ctx: &mut X509StoreContextRef) -> Vec<(c_int, c_int)> {
     // SAFETY: `ctx` is initialised; the callback only reads the context.
     unsafe { X509_STORE_CTX_set_verify_cb(ctx.as_ptr(), Some(record_error)) };
     VERIFY_ERRORS.with(|cell| cell.set(Some(Vec::new())));
@@ -51,7 +57,36 @@ pub(crate) fn verify_collecting_errors(ctx: &mut X509StoreContextRef) -> Vec<c_i
     let mut errors = VERIFY_ERRORS.with(|cell| cell.take()).unwrap_or_default();
     if errors.is_empty() && !matches!(ok, Ok(true)) {
         // Failed without calling the callback (e.g. out of memory).
-        errors.push(ctx.error().as_raw());
+        errors.push((ctx.error().as_raw(), ctx.error_depth() as c_int));
     }
     errors
+}
+
+extern "C" {
+    fn X509_STORE_add_crl(
+        store: *mut openssl_sys::X509_STORE,
+        crl: *mut openssl_sys::X509_CRL,
+    ) -> c_int;
+}
+
+/// Adds `crl` to the store being built (the store takes its own reference).
+pub(crate) fn store_add_crl(
+    builder: &mut openssl::x509::store::X509StoreBuilderRef,
+    crl: &openssl::x509::X509CrlRef,
+) -> Result<(), openssl::error::ErrorStack> {
+    // SAFETY: both pointers are valid for the call; X509_STORE_add_crl
+    // takes its own reference to the CRL (up_ref) and does not keep ours.
+    let ok = unsafe { X509_STORE_add_crl(builder.as_ptr(), crl.as_ptr()) };
+    if ok == 1 {
+        Ok(())
+    } else {
+        Err(openssl::error::ErrorStack::get())
+    }
+}
+
+/// Whether `cert` has an extension of type `nid`, whether or not it parses.
+pub(crate) fn has_extension(cert: &openssl::x509::X509Ref, nid: openssl::nid::Nid) -> bool {
+    // SAFETY: `cert` is a valid X509 for the call; X509_get_ext_by_NID only
+    // reads its extension list.
+    unsafe { openssl_sys::X509_get_ext_by_NID(cert.as_ptr(), nid.as_raw(), -1) >= 0 }
 }

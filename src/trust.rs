@@ -4,18 +4,19 @@
 //! OpenSSL builds and checks the path; we keep going past its first error so
 //! the caller sees every problem, as GnuTLS-based backends report them.
 
-use std::ffi::c_int;
-use std::net::IpAddr;
+mod identity;
 
-use gio::prelude::*;
+use std::ffi::c_int;
+
 use gio::TlsCertificateFlags as Flags;
 use openssl::error::ErrorStack;
 use openssl::stack::Stack;
 use openssl::x509::store::{X509Store, X509StoreBuilder};
-use openssl::x509::verify::{X509CheckFlags, X509VerifyFlags};
-use openssl::x509::{X509PurposeId, X509Ref, X509StoreContext, X509};
+use openssl::x509::verify::X509VerifyFlags;
+use openssl::x509::{X509Crl, X509PurposeId, X509Ref, X509StoreContext, X509};
 use openssl_sys as ffi;
 
+pub use self::identity::Identity;
 use crate::ossl;
 
 /// `G_TLS_DATABASE_PURPOSE_AUTHENTICATE_SERVER`.
@@ -23,56 +24,55 @@ pub const PURPOSE_SERVER: &str = "1.3.6.1.5.5.7.3.1";
 /// `G_TLS_DATABASE_PURPOSE_AUTHENTICATE_CLIENT`.
 pub const PURPOSE_CLIENT: &str = "1.3.6.1.5.5.7.3.2";
 
-/// Minimum security level of signatures and keys in a chain (OpenSSL's
-/// level 1: 80 bits, so MD5 and SHA-1 signatures and RSA keys under 1024 bits
-/// are `INSECURE`).
-const AUTH_LEVEL: c_int = 1;
+/// Minimum security level of signatures and keys in a chain: OpenSSL's
+/// level 2, 112 bits (Debian's own default), so MD5 and SHA-1 signatures
+/// (except a trust anchor's self-signature), RSA and DSA keys under 2048 bits
+/// and EC keys under 224 bits are `INSECURE`.
+const DEFAULT_AUTH_LEVEL: c_int = 2;
 
-/// Who the peer should be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Identity {
-    Host(String),
-    Ip(IpAddr),
+/// Environment variable that sets another OpenSSL security level (0–5) for
+/// legacy deployments, e.g. `1` (80 bits: RSA-1024 accepted again).
+pub const AUTH_LEVEL_ENV: &str = "DTLS_OPENSSL_SECURITY_LEVEL";
+
+/// The security level `value` (of [`AUTH_LEVEL_ENV`]) asks for; the default
+/// when unset or not a level.
+fn auth_level_from(value: Option<&str>) -> c_int {
+    match value.map(str::trim).and_then(|v| v.parse::<c_int>().ok()) {
+        Some(level @ 0..=5) => level,
+        Some(_) | None => DEFAULT_AUTH_LEVEL,
+    }
 }
 
-impl Identity {
-    /// The host name or address a GSocketConnectable names, if any.
-    pub fn from_connectable(c: &gio::SocketConnectable) -> Option<Identity> {
-        let host = if let Some(a) = c.downcast_ref::<gio::NetworkAddress>() {
-            a.hostname().to_string()
-        } else if let Some(s) = c.downcast_ref::<gio::NetworkService>() {
-            s.domain().to_string()
-        } else if let Some(a) = c.downcast_ref::<gio::InetSocketAddress>() {
-            return Some(Identity::Ip(a.address().to_string().parse().ok()?));
-        } else {
-            return None;
-        };
-        Some(Identity::parse(&host))
-    }
-
-    /// A host name, or an IP address when `s` is an address literal.
-    pub fn parse(s: &str) -> Identity {
-        let bare = s
-            .strip_prefix('[')
-            .and_then(|s| s.strip_suffix(']'))
-            .unwrap_or(s);
-        match bare.parse::<IpAddr>() {
-            Ok(ip) => Identity::Ip(ip),
-            Err(_) => Identity::Host(s.trim_end_matches('.').to_string()),
+/// The security level in force, read once per process.
+fn auth_level() -> c_int {
+    static LEVEL: std::sync::OnceLock<c_int> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let value = std::env::var(AUTH_LEVEL_ENV).ok();
+        let level = auth_level_from(value.as_deref());
+        if value.is_some() {
+            glib::g_debug!(
+                crate::LOG_DOMAIN,
+                "{AUTH_LEVEL_ENV}: security level {level}"
+            );
         }
-    }
+        level
+    })
 }
 
 /// A set of trusted certificates ready for verification.
 pub struct TrustStore {
     store: X509Store,
     anchors: Vec<X509>,
+    crls: usize,
+    auth_level: c_int,
 }
 
 impl std::fmt::Debug for TrustStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TrustStore")
             .field("anchors", &self.anchors.len())
+            .field("crls", &self.crls)
+            .field("auth_level", &self.auth_level)
             .finish()
     }
 }
@@ -80,15 +80,31 @@ impl std::fmt::Debug for TrustStore {
 impl TrustStore {
     /// Trusts exactly `anchors`.
     pub fn from_anchors(anchors: Vec<X509>) -> Result<TrustStore, ErrorStack> {
+        TrustStore::with_crls(anchors, Vec::new())
+    }
+
+    /// Trusts exactly `anchors`, with `crls` as revocation information.
+    pub fn with_crls(anchors: Vec<X509>, crls: Vec<X509Crl>) -> Result<TrustStore, ErrorStack> {
         let mut builder = X509StoreBuilder::new()?;
         for cert in &anchors {
             // Duplicates in a bundle are harmless; OpenSSL 3 ignores them.
             builder.add_cert(cert.clone())?;
         }
+        for crl in &crls {
+            ossl::store_add_crl(&mut builder, crl)?;
+        }
         Ok(TrustStore {
             store: builder.build(),
             anchors,
+            crls: crls.len(),
+            auth_level: auth_level(),
         })
+    }
+
+    /// The same store judging signatures and keys at OpenSSL security
+    /// level `level` instead of the process-wide one.
+    pub fn set_auth_level(&mut self, level: c_int) {
+        self.auth_level = level;
     }
 
     /// OpenSSL's default trust store: its CA file and hashed directory
@@ -98,7 +114,12 @@ impl TrustStore {
         builder.set_default_paths()?;
         let store = builder.build();
         let anchors = store.all_certificates().into_iter().collect();
-        Ok(TrustStore { store, anchors })
+        Ok(TrustStore {
+            store,
+            anchors,
+            crls: 0,
+            auth_level: auth_level(),
+        })
     }
 
     /// The certificates loaded in memory (the system store's hashed directory
@@ -116,21 +137,18 @@ impl TrustStore {
         purpose: &str,
         identity: Option<&gio::SocketConnectable>,
     ) -> Result<Flags, ErrorStack> {
-        let parsed = identity.map(Identity::from_connectable);
-        let mut flags = self.verify(
-            leaf,
-            untrusted,
-            purpose,
-            parsed.as_ref().and_then(|i| i.as_ref()),
-        )?;
-        if matches!(parsed, Some(None)) {
-            flags |= Flags::BAD_IDENTITY;
+        let mut flags = self.verify(leaf, untrusted, purpose, None)?;
+        if let Some(c) = identity {
+            // A connectable naming no valid host or address matches nothing.
+            if !Identity::from_connectable(c).is_some_and(|id| id.matches(leaf)) {
+                flags |= Flags::BAD_IDENTITY;
+            }
         }
         Ok(flags)
     }
 
     /// Verifies `leaf` against the anchors, with `untrusted` as candidate
-    /// intermediates in any order.
+    /// intermediates in any order, and (if given) for `identity`.
     pub fn verify(
         &self,
         leaf: &X509Ref,
@@ -145,28 +163,58 @@ impl TrustStore {
         let mut ctx = X509StoreContext::new()?;
         let errors = ctx.init(&self.store, leaf, &chain, |ctx| {
             let param = ossl::verify_param(ctx);
-            // An anchor need not be self-signed (a pinned intermediate or leaf).
-            param.set_flags(X509VerifyFlags::PARTIAL_CHAIN)?;
-            param.set_auth_level(AUTH_LEVEL);
+            // An anchor need not be self-signed (a pinned intermediate or
+            // leaf). Every certificate of the chain is looked up in the
+            // store's CRLs (those of a file database's anchors file, or of
+            // the system's hashed directory); where there is none, that is
+            // not an error (see `flag_for`).
+            param.set_flags(
+                X509VerifyFlags::PARTIAL_CHAIN
+                    | X509VerifyFlags::CRL_CHECK
+                    | X509VerifyFlags::CRL_CHECK_ALL,
+            )?;
+            param.set_auth_level(self.auth_level);
             match purpose {
                 PURPOSE_SERVER => param.set_purpose(X509PurposeId::SSL_SERVER)?,
                 PURPOSE_CLIENT => param.set_purpose(X509PurposeId::SSL_CLIENT)?,
                 _ => {}
             }
-            match identity {
-                Some(Identity::Host(h)) => {
-                    param.set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS);
-                    param.set_host(h)?;
-                }
-                Some(Identity::Ip(ip)) => param.set_ip(*ip)?,
-                None => {}
-            }
+            // No host or IP in the parameters: OpenSSL's X509_check_host
+            // would read a leading dot as "any subdomain" and skip an empty
+            // name. The identity is ours to check, below.
             Ok(ossl::verify_collecting_errors(ctx))
         })?;
-        Ok(errors
-            .into_iter()
-            .fold(Flags::empty(), |acc, e| acc | flag_for(e)))
+        let mut flags = errors
+            .iter()
+            .filter(|(e, depth)| {
+                // OpenSSL uses one CRL per certificate and, told to go on,
+                // applies it even when it failed its own checks: a REVOKED
+                // from such a CRL (e.g. forged) is no revocation.
+                *e != ffi::X509_V_ERR_CERT_REVOKED
+                    || !errors
+                        .iter()
+                        .any(|(other, d)| d == depth && untrusted_crl(*other))
+            })
+            .fold(Flags::empty(), |acc, (e, _)| acc | flag_for(*e));
+        if identity.is_some_and(|id| !id.matches(leaf)) {
+            flags |= Flags::BAD_IDENTITY;
+        }
+        Ok(flags)
     }
+}
+
+/// Whether `err` says the CRL used for a certificate cannot be trusted.
+fn untrusted_crl(err: c_int) -> bool {
+    matches!(
+        err,
+        ffi::X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE
+            | ffi::X509_V_ERR_CRL_SIGNATURE_FAILURE
+            | ffi::X509_V_ERR_UNABLE_TO_GET_CRL_ISSUER
+            | ffi::X509_V_ERR_KEYUSAGE_NO_CRL_SIGN
+            | ffi::X509_V_ERR_DIFFERENT_CRL_SCOPE
+            | ffi::X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD
+            | ffi::X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD
+    )
 }
 
 /// Maps an `X509_V_ERR_*` code to the GIO flag that describes it.
@@ -189,8 +237,10 @@ fn flag_for(err: c_int) -> Flags {
         ffi::X509_V_ERR_CA_MD_TOO_WEAK
         | ffi::X509_V_ERR_EE_KEY_TOO_SMALL
         | ffi::X509_V_ERR_CA_KEY_TOO_SMALL => Flags::INSECURE,
-        // CRL timing problems say nothing about the certificate itself.
-        ffi::X509_V_ERR_CRL_NOT_YET_VALID | ffi::X509_V_ERR_CRL_HAS_EXPIRED => Flags::empty(),
+        // No CRL for this certificate's issuer: nothing to check against.
+        // A CRL that is there but expired, not yet valid, or badly signed is
+        // reported (GENERIC_ERROR, as GnuTLS-based backends do).
+        ffi::X509_V_ERR_UNABLE_TO_GET_CRL => Flags::empty(),
         _ => Flags::GENERIC_ERROR,
     }
 }
@@ -199,26 +249,86 @@ fn flag_for(err: c_int) -> Flags {
 mod tests {
     use super::*;
 
+    /// A CA-signed leaf with an RSA key of `bits`, and the CA.
+    fn rsa_leaf(bits: u32) -> (X509, X509) {
+        use openssl::asn1::Asn1Time;
+        use openssl::ec::{EcGroup, EcKey};
+        use openssl::hash::MessageDigest;
+        use openssl::nid::Nid;
+        use openssl::pkey::PKey;
+        use openssl::rsa::Rsa;
+        use openssl::x509::extension::BasicConstraints;
+        use openssl::x509::X509Name;
+
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let ca_key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let leaf_key = PKey::from_rsa(Rsa::generate(bits).unwrap()).unwrap();
+        let make = |cn: &str, key: &PKey<openssl::pkey::Private>, issuer: Option<&X509>| {
+            let mut name = X509Name::builder().unwrap();
+            name.append_entry_by_nid(Nid::COMMONNAME, cn).unwrap();
+            let name = name.build();
+            let mut b = X509::builder().unwrap();
+            b.set_version(2).unwrap();
+            b.set_subject_name(&name).unwrap();
+            b.set_issuer_name(issuer.map_or(&*name, |i| i.subject_name()))
+                .unwrap();
+            b.set_pubkey(key).unwrap();
+            b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+                .unwrap();
+            b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+                .unwrap();
+            let mut bc = BasicConstraints::new();
+            bc.critical();
+            if issuer.is_none() {
+                bc.ca();
+            }
+            b.append_extension(bc.build().unwrap()).unwrap();
+            b.sign(&ca_key, MessageDigest::sha256()).unwrap();
+            b.build()
+        };
+        let ca = make("level CA", &ca_key, None);
+        let leaf = make("level leaf", &leaf_key, Some(&ca));
+        (leaf, ca)
+    }
+
     #[test]
-    fn identity_parsing() {
-        assert_eq!(
-            Identity::parse("example.com."),
-            Identity::Host("example.com".into())
-        );
-        assert_eq!(
-            Identity::parse("127.0.0.1"),
-            Identity::Ip("127.0.0.1".parse().unwrap())
-        );
-        assert_eq!(
-            Identity::parse("[::1]"),
-            Identity::Ip("::1".parse().unwrap())
-        );
+    fn rsa_1024_is_insecure_unless_the_level_is_lowered() {
+        let (leaf, ca) = rsa_leaf(1024);
+        let mut store = TrustStore::from_anchors(vec![ca]).unwrap();
+        assert_eq!(store.auth_level, DEFAULT_AUTH_LEVEL);
+        assert_eq!(store.verify(&leaf, &[], "", None).unwrap(), Flags::INSECURE);
+        store.set_auth_level(1);
+        assert_eq!(store.verify(&leaf, &[], "", None).unwrap(), Flags::empty());
+        let (leaf, ca) = rsa_leaf(2048);
+        let store = TrustStore::from_anchors(vec![ca]).unwrap();
+        assert_eq!(store.verify(&leaf, &[], "", None).unwrap(), Flags::empty());
+    }
+
+    #[test]
+    fn security_level_setting() {
+        assert_eq!(auth_level_from(None), 2);
+        assert_eq!(auth_level_from(Some("1")), 1);
+        assert_eq!(auth_level_from(Some(" 0 ")), 0);
+        assert_eq!(auth_level_from(Some("5")), 5);
+        assert_eq!(auth_level_from(Some("6")), 2);
+        assert_eq!(auth_level_from(Some("-1")), 2);
+        assert_eq!(auth_level_from(Some("low")), 2);
     }
 
     #[test]
     fn error_codes_map_to_flags() {
         assert_eq!(flag_for(ffi::X509_V_ERR_CERT_HAS_EXPIRED), Flags::EXPIRED);
         assert_eq!(flag_for(ffi::X509_V_ERR_CA_MD_TOO_WEAK), Flags::INSECURE);
+        assert_eq!(flag_for(ffi::X509_V_ERR_CERT_REVOKED), Flags::REVOKED);
+        assert_eq!(flag_for(ffi::X509_V_ERR_UNABLE_TO_GET_CRL), Flags::empty());
+        assert_eq!(
+            flag_for(ffi::X509_V_ERR_CRL_HAS_EXPIRED),
+            Flags::GENERIC_ERROR
+        );
+        assert_eq!(
+            flag_for(ffi::X509_V_ERR_CRL_NOT_YET_VALID),
+            Flags::GENERIC_ERROR
+        );
         assert_eq!(
             flag_for(ffi::X509_V_ERR_INVALID_PURPOSE),
             Flags::GENERIC_ERROR

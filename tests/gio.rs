@@ -15,3 +15,7 @@ mod dtls_client;
 mod dtls_edges;
 #[path = "gio/dtls_errors.rs"]
 mod dtls_errors;
+#[path = "gio/identity.rs"]
+mod identity;
+#[path = "gio/time_limits.rs"]
+mod time_limits;

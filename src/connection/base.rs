@@ -112,7 +112,7 @@ impl Connection {
         if self.imp().prepared.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let (certificate, protocols, identity, interaction, mtu) = {
+        let (certificate, protocols, identity, interaction, mtu, timing) = {
             let s = self.settings();
             (
                 s.certificate.clone(),
@@ -120,10 +120,13 @@ impl Connection {
                 s.server_identity.clone(),
                 s.interaction.is_some(),
                 s.mtu,
+                s.timing,
             )
         };
+        core.start_handshake_clock(timing.handshake());
         let mut engine = core.engine();
         engine.set_mtu(mtu).map_err(super::core::engine_error)?;
+        engine.set_retransmit_timeouts(timing.retransmit(), timing.max_retransmit());
         if self.role() == Role::Client {
             if let Some(crate::trust::Identity::Host(h)) = identity
                 .as_ref()
@@ -334,10 +337,20 @@ impl Connection {
         cancellable: Option<&gio::Cancellable>,
     ) -> Result<(), glib::Error> {
         let core = self.core()?;
-        match core.handshake_outcome() {
+        let result = match core.handshake_outcome() {
             Some(r) => r,
             None => self.handshake_blocking(deadline, cancellable),
-        }
+        };
+        result.map_err(|e| match deadline {
+            // GIO allows G_IO_ERROR_TIMED_OUT only from an operation with a
+            // positive timeout (and asserts it): a blocking or non-blocking
+            // operation reports the handshake's own time-out as a failed
+            // handshake.
+            Deadline::Never | Deadline::Now if e.matches(gio::IOErrorEnum::TimedOut) => {
+                error::tls(gio::TlsError::Handshake, e.message())
+            }
+            _ => e,
+        })
     }
 
     /// Receives one record into `buf` (implicit handshake included).
@@ -515,6 +528,15 @@ pub(crate) mod imp {
                         self.obj().notify("mtu");
                     }
                 }
+                "retransmit-timeout" => {
+                    s.timing.retransmit_ms = value.get().unwrap_or(s.timing.retransmit_ms)
+                }
+                "max-retransmit-timeout" => {
+                    s.timing.max_retransmit_ms = value.get().unwrap_or(s.timing.max_retransmit_ms)
+                }
+                "handshake-timeout" => {
+                    s.timing.handshake_ms = value.get().unwrap_or(s.timing.handshake_ms)
+                }
                 other => glib::g_warning!(crate::LOG_DOMAIN, "property {} is read-only", other),
             }
         }
@@ -531,6 +553,9 @@ pub(crate) mod imp {
                 "rehandshake-mode" => s.rehandshake_mode.to_value(),
                 "advertised-protocols" => properties::protocols_value(&s.advertised_protocols),
                 "mtu" => s.mtu.to_value(),
+                "retransmit-timeout" => s.timing.retransmit_ms.to_value(),
+                "max-retransmit-timeout" => s.timing.max_retransmit_ms.to_value(),
+                "handshake-timeout" => s.timing.handshake_ms.to_value(),
                 "peer-certificate" => r.peer_certificate.to_value(),
                 "peer-certificate-errors" => r.peer_certificate_errors.to_value(),
                 "negotiated-protocol" => self

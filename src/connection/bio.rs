@@ -25,30 +25,29 @@
 //! more than 4096 bytes; the engine caps the handshake MTU for that
 //! (`engine::HANDSHAKE_MTU_CAP`).
 //!
-//! Nothing is ever truncated. OpenSSL 3.0 reads each datagram with a
-//! 16717-byte buffer (a maximum record plus overheads); a datagram longer
-//! than the buffer offered is dropped whole and recorded, so the engine can
-//! report it, instead of being cut.
+//! Nothing is ever truncated, and nothing unauthenticated can end the
+//! connection: every received datagram is split into its records and
+//! screened (`record.rs`) as it is queued and again as OpenSSL reads it, so
+//! one `read` call hands OpenSSL one record. A record that fails, or that is
+//! larger than the buffer OpenSSL offers (16717 bytes in OpenSSL 3.0: a
+//! maximum record plus overheads), is dropped and logged at debug level.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 
-/// An inbound datagram that was too large for OpenSSL's read buffer and
-/// was therefore dropped (not truncated).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OversizeDatagram {
-    /// Length of the dropped datagram.
-    pub size: usize,
-    /// Size of the buffer OpenSSL offered.
-    pub capacity: usize,
-}
+use super::ossl::ProtectionProbe;
+use super::record::{self, Dropped};
 
 /// Datagram-preserving in-memory transport used as the SSL's BIO stream.
 #[derive(Debug, Default)]
 pub struct DatagramTransport {
+    /// Received records, each one whole, in arrival order.
     inbound: VecDeque<Vec<u8>>,
     outbound: VecDeque<Vec<u8>>,
-    oversize: Option<OversizeDatagram>,
+    /// Which cipher protects records, asked when OpenSSL reads one.
+    probe: Option<ProtectionProbe>,
+    /// Records dropped by screening so far.
+    dropped: u64,
     largest_read_buffer: usize,
     /// Buffers of datagrams already consumed, reused so that the steady
     /// state allocates nothing per datagram.
@@ -64,22 +63,32 @@ impl DatagramTransport {
         Self::default()
     }
 
-    /// Queues a received datagram for the SSL to read. Empty datagrams
-    /// carry no DTLS record and are ignored (a 0-byte read would look like
-    /// end-of-file to OpenSSL).
-    pub fn push_inbound(&mut self, datagram: Vec<u8>) {
-        if !datagram.is_empty() {
-            self.inbound.push_back(datagram);
-        }
+    /// Lets the transport ask which cipher protects records; until then
+    /// every protected record is taken as genuine (tests of the queues).
+    pub(crate) fn set_probe(&mut self, probe: ProtectionProbe) {
+        self.probe = Some(probe);
     }
 
-    /// Number of received datagrams the SSL has not read yet.
-    /// Queues a copy of one received datagram in a recycled buffer.
-    pub fn push_inbound_copy(&mut self, datagram: &[u8]) {
-        if !datagram.is_empty() {
-            let buf = self.buffer_with(datagram);
-            self.inbound.push_back(buf);
-        }
+    /// Queues the records of one received datagram for the SSL to read,
+    /// each in a recycled buffer. Malformed records are dropped here.
+    pub fn push_inbound(&mut self, datagram: &[u8]) {
+        record::split(datagram, |r| match r {
+            Ok(rec) => {
+                let buf = self.buffer_with(rec);
+                self.inbound.push_back(buf);
+            }
+            Err(why) => self.drop_record(why),
+        });
+    }
+
+    fn drop_record(&mut self, why: Dropped) {
+        self.dropped += 1;
+        glib::g_debug!(crate::LOG_DOMAIN, "dropped a received record: {why}");
+    }
+
+    /// Records dropped by screening since the transport was made.
+    pub fn dropped_records(&self) -> u64 {
+        self.dropped
     }
 
     /// Gives back a buffer (e.g. from [`Self::pop_outbound`]) for reuse.
@@ -97,6 +106,7 @@ impl DatagramTransport {
         buf
     }
 
+    /// Number of received records the SSL has not read yet.
     pub fn inbound_len(&self) -> usize {
         self.inbound.len()
     }
@@ -116,40 +126,45 @@ impl DatagramTransport {
         !self.outbound.is_empty()
     }
 
-    /// Takes the record of the last inbound datagram dropped for being
-    /// larger than OpenSSL's read buffer.
-    pub fn take_oversize(&mut self) -> Option<OversizeDatagram> {
-        self.oversize.take()
-    }
-
     /// The largest read buffer OpenSSL has offered so far (0 before the
-    /// first read); useful to know the largest datagram accepted.
+    /// first read); useful to know the largest record accepted.
     pub fn largest_read_buffer(&self) -> usize {
         self.largest_read_buffer
+    }
+
+    /// Screening at read time: what depends on the SSL's state now.
+    fn admits(&self, rec: &[u8], capacity: usize) -> Result<(), Dropped> {
+        if rec.len() > capacity {
+            return Err(Dropped::TooLarge {
+                size: rec.len(),
+                max: capacity,
+            });
+        }
+        let header = record::header_of(rec);
+        match &self.probe {
+            Some(probe) if header.is_protected() => probe.protection().admits(header.length),
+            _ => Ok(()),
+        }
     }
 }
 
 impl Read for DatagramTransport {
-    /// One call = one datagram. An empty queue is `WouldBlock`, which the
+    /// One call = one record. An empty queue is `WouldBlock`, which the
     /// BIO turns into a retryable read (`SSL_ERROR_WANT_READ`).
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.largest_read_buffer = self.largest_read_buffer.max(buf.len());
-        let Some(datagram) = self.inbound.pop_front() else {
-            return Err(io::ErrorKind::WouldBlock.into());
-        };
-        if datagram.len() > buf.len() {
-            self.oversize = Some(OversizeDatagram {
-                size: datagram.len(),
-                capacity: buf.len(),
-            });
-            // Retry rather than fail: a hard BIO error would end the
-            // connection, whereas UDP semantics say "drop it".
-            return Err(io::ErrorKind::WouldBlock.into());
+        while let Some(rec) = self.inbound.pop_front() {
+            if let Err(why) = self.admits(&rec, buf.len()) {
+                self.drop_record(why);
+                self.recycle(rec);
+                continue;
+            }
+            buf[..rec.len()].copy_from_slice(&rec);
+            let n = rec.len();
+            self.recycle(rec);
+            return Ok(n);
         }
-        buf[..datagram.len()].copy_from_slice(&datagram);
-        let n = datagram.len();
-        self.recycle(datagram);
-        Ok(n)
+        Err(io::ErrorKind::WouldBlock.into())
     }
 }
 
@@ -170,21 +185,31 @@ impl Write for DatagramTransport {
 mod tests {
     use super::*;
 
+    fn rec(body: &[u8]) -> Vec<u8> {
+        let mut r = vec![23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1];
+        r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        r.extend_from_slice(body);
+        r
+    }
+
     #[test]
-    fn boundaries_are_kept() {
+    fn one_read_is_one_record() {
         let mut t = DatagramTransport::new();
-        t.push_inbound(vec![1, 2, 3]);
-        t.push_inbound(Vec::new());
-        t.push_inbound(vec![4]);
-        assert_eq!(t.inbound_len(), 2);
-        let mut buf = [0u8; 8];
-        assert_eq!(t.read(&mut buf).unwrap(), 3);
-        assert_eq!(&buf[..3], &[1, 2, 3]);
-        assert_eq!(t.read(&mut buf).unwrap(), 1);
+        let (a, b, c) = (rec(&[1, 2, 3]), rec(&[4]), rec(&[5; 40]));
+        t.push_inbound(&[a.clone(), b.clone()].concat());
+        t.push_inbound(&[]);
+        t.push_inbound(&c);
+        assert_eq!(t.inbound_len(), 3);
+        let mut buf = [0u8; 64];
+        for expected in [a, b, c] {
+            let n = t.read(&mut buf).unwrap();
+            assert_eq!(&buf[..n], expected);
+        }
         assert_eq!(
             t.read(&mut buf).unwrap_err().kind(),
             io::ErrorKind::WouldBlock
         );
+        assert_eq!(t.dropped_records(), 0);
 
         t.write_all(&[9, 9]).unwrap();
         t.write_all(&[8]).unwrap();
@@ -197,41 +222,35 @@ mod tests {
     #[test]
     fn buffers_are_reused() {
         let mut t = DatagramTransport::new();
-        t.push_inbound_copy(&[1; 100]);
+        t.push_inbound(&rec(&[1; 100]));
         let mut buf = [0u8; 200];
-        assert_eq!(t.read(&mut buf).unwrap(), 100);
+        assert_eq!(t.read(&mut buf).unwrap(), 113);
         let ptr = t.spare.last().unwrap().as_ptr();
         t.write_all(&[2; 50]).unwrap();
         let out = t.pop_outbound().unwrap();
         assert_eq!(
             out.as_ptr(),
             ptr,
-            "the consumed datagram's buffer carried the write"
+            "the consumed record's buffer carried the write"
         );
         t.recycle(out);
-        t.push_inbound_copy(&[3; 10]);
+        t.push_inbound(&rec(&[3; 10]));
         assert!(t.spare.is_empty());
     }
 
     #[test]
-    fn oversize_is_dropped_not_truncated() {
+    fn oversize_and_garbage_are_dropped_not_truncated() {
         let mut t = DatagramTransport::new();
-        t.push_inbound(vec![7; 10]);
-        t.push_inbound(vec![5; 2]);
-        let mut buf = [0u8; 4];
+        t.push_inbound(&rec(&[7; 10]));
+        t.push_inbound(b"not DTLS at all");
+        t.push_inbound(&rec(&[5; 2]));
+        let mut buf = [0u8; 16];
+        assert_eq!(t.read(&mut buf).unwrap(), 15, "the first fitting record");
+        assert_eq!(&buf[13..15], &[5, 5]);
+        assert_eq!(t.dropped_records(), 2);
         assert_eq!(
             t.read(&mut buf).unwrap_err().kind(),
             io::ErrorKind::WouldBlock
         );
-        assert_eq!(
-            t.take_oversize(),
-            Some(OversizeDatagram {
-                size: 10,
-                capacity: 4
-            })
-        );
-        assert_eq!(buf, [0; 4]);
-        assert_eq!(t.read(&mut buf).unwrap(), 2);
-        assert_eq!(t.take_oversize(), None);
     }
 }

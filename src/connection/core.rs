@@ -104,6 +104,7 @@ pub fn engine_error(e: EngineError) -> glib::Error {
     use gio::IOErrorEnum as Io;
     match e {
         EngineError::Handshake(m) => error::tls(gio::TlsError::Handshake, format!("DTLS handshake failed: {m}")),
+        EngineError::TimedOut(m) => error::io(Io::TimedOut, format!("DTLS handshake timed out: {m}")),
         EngineError::Protocol(m) => error::tls(gio::TlsError::Misc, format!("DTLS protocol error: {m}")),
         EngineError::NotConnected => error::io(Io::WouldBlock, "The DTLS handshake is not complete"),
         EngineError::Closed => error::io(Io::Closed, "The DTLS connection is closed"),
@@ -116,10 +117,6 @@ pub fn engine_error(e: EngineError) -> glib::Error {
             format!(
                 "Received a {needed}-byte datagram, larger than the buffers given; it was kept: receive again with a buffer of at least {needed} bytes"
             ),
-        ),
-        EngineError::DatagramTooLarge { size, max } => error::io(
-            Io::MessageTooLarge,
-            format!("Dropped a {size}-byte datagram: larger than the {max} bytes DTLS can read"),
         ),
         EngineError::Config(m) => error::io(Io::InvalidArgument, format!("Invalid DTLS configuration: {m}")),
     }
@@ -139,6 +136,8 @@ pub struct Core {
     handshake_changed: Condvar,
     /// Reusable wait for incoming datagrams (created on first use).
     waiter: Mutex<Option<io::Waiter>>,
+    /// When the handshake gives up (`handshake-timeout`), from its start.
+    handshake_deadline: Mutex<Option<(Instant, Duration)>>,
 }
 
 impl std::fmt::Debug for Core {
@@ -204,6 +203,27 @@ impl Core {
             handshake: Mutex::new(HandshakeState::default()),
             handshake_changed: Condvar::new(),
             waiter: Mutex::new(None),
+            handshake_deadline: Mutex::new(None),
+        }
+    }
+
+    /// Starts counting the handshake's time limit (once, before the first
+    /// flight); `None`: no limit.
+    pub fn start_handshake_clock(&self, limit: Option<Duration>) {
+        *self.handshake_deadline.lock().unwrap() = limit.map(|l| (Instant::now() + l, l));
+    }
+
+    /// The handshake's time limit: when it passes, and the error then.
+    fn handshake_limit(&self) -> Result<Option<Instant>, glib::Error> {
+        match *self.handshake_deadline.lock().unwrap() {
+            Some((at, limit)) if Instant::now() >= at => Err(error::io(
+                gio::IOErrorEnum::TimedOut,
+                format!(
+                    "DTLS handshake timed out: not complete after {:.1} s (handshake-timeout)",
+                    limit.as_secs_f64()
+                ),
+            )),
+            d => Ok(d.map(|(at, _)| at)),
         }
     }
 
@@ -330,8 +350,22 @@ impl Core {
         let mut engine = self.engine();
         match engine.timeout() {
             Some(left) if left.is_zero() => {
-                engine.handle_timeout().map_err(engine_error)?;
-                Ok(engine.timeout().map(|t| Instant::now() + t))
+                glib::g_debug!(
+                    crate::LOG_DOMAIN,
+                    "{:p}: DTLS retransmission timer expired",
+                    self
+                );
+                let resent = engine.handle_timeout().map_err(engine_error)?;
+                let next = engine.timeout();
+                if resent {
+                    glib::g_debug!(
+                        crate::LOG_DOMAIN,
+                        "{:p}: retransmitted the last flight; next timeout in {:?}",
+                        self,
+                        next.unwrap_or_default()
+                    );
+                }
+                Ok(next.map(|t| Instant::now() + t))
             }
             Some(left) => Ok(Some(Instant::now() + left)),
             None => Ok(None),
@@ -340,11 +374,12 @@ impl Core {
 
     /// Advances the handshake as far as possible without blocking.
     pub fn handshake_step(&self) -> Result<Step, glib::Error> {
+        let limit = self.handshake_limit()?;
         loop {
             if !self.flush()? {
                 return Ok(Step::Wait(Wait {
                     condition: glib::IOCondition::OUT,
-                    deadline: None,
+                    deadline: limit,
                 }));
             }
             self.pull()?;
@@ -355,7 +390,7 @@ impl Core {
             if !flushed? {
                 return Ok(Step::Wait(Wait {
                     condition: glib::IOCondition::OUT,
-                    deadline: None,
+                    deadline: limit,
                 }));
             }
             match status {
@@ -368,7 +403,7 @@ impl Core {
                     }
                     return Ok(Step::Wait(Wait {
                         condition: glib::IOCondition::IN,
-                        deadline: timer,
+                        deadline: earliest(timer, limit),
                     }));
                 }
             }

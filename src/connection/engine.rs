@@ -56,8 +56,18 @@ pub const MAX_RECORD_PLAINTEXT: usize = 16_384;
 /// would bring the buffer back, is disabled.
 pub const HANDSHAKE_MTU_CAP: u32 = 4096;
 /// First retransmission timeout of a flight until
-/// [`Engine::set_initial_timeout`] (OpenSSL's default too).
+/// [`Engine::set_retransmit_timeouts`] (RFC 6347's and OpenSSL's default).
 pub const DEFAULT_INITIAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// Largest retransmission step until [`Engine::set_retransmit_timeouts`]
+/// (OpenSSL's own goes to 60 s). Short enough that a peer never waits long
+/// between two copies of a flight (a server that drops a half-open
+/// handshake after 10 s of silence still sees one), long enough that
+/// [`MAX_RETRANSMISSIONS`] span a minute: with the defaults the flight is
+/// sent at 0, 1, 3, 7, 13, … 61 s and given up at 67 s.
+pub const DEFAULT_MAX_TIMEOUT: Duration = Duration::from_secs(6);
+/// How often OpenSSL retransmits one flight before giving up
+/// (`DTLS1_TMO_ALERT_COUNT`).
+pub const MAX_RETRANSMISSIONS: u32 = 12;
 
 /// Which end of the connection an [`Engine`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,6 +282,9 @@ pub enum EngineError {
     /// GIO: `G_TLS_ERROR_HANDSHAKE` (or `G_TLS_ERROR_BAD_CERTIFICATE` when the
     /// caller's verification failed).
     Handshake(String),
+    /// The peer did not answer: the handshake's retransmissions ran out.
+    /// Sticky like `Handshake`. GIO: `G_IO_ERROR_TIMED_OUT`.
+    TimedOut(String),
     /// A fatal error after the handshake (e.g. a fatal alert received).
     /// GIO: `G_TLS_ERROR_MISC`.
     Protocol(String),
@@ -296,14 +309,6 @@ pub enum EngineError {
         /// Size of the pending record.
         needed: usize,
     },
-    /// A received datagram was larger than OpenSSL's read buffer and was
-    /// dropped whole. The connection is intact. GIO: `G_IO_ERROR_MESSAGE_TOO_LARGE`.
-    DatagramTooLarge {
-        /// Length of the dropped datagram.
-        size: usize,
-        /// Largest datagram OpenSSL would read.
-        max: usize,
-    },
     /// Bad configuration (MTU out of range, invalid ALPN name, OpenSSL
     /// refused a setting). GIO: `G_IO_ERROR_INVALID_ARGUMENT`.
     Config(String),
@@ -313,6 +318,7 @@ impl fmt::Display for EngineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Handshake(e) => write!(f, "DTLS handshake failed: {e}"),
+            Self::TimedOut(e) => write!(f, "DTLS handshake timed out: {e}"),
             Self::Protocol(e) => write!(f, "DTLS protocol error: {e}"),
             Self::NotConnected => f.write_str("DTLS handshake not complete"),
             Self::Closed => f.write_str("DTLS connection is closed"),
@@ -324,9 +330,6 @@ impl fmt::Display for EngineError {
             }
             Self::Truncated { needed } => {
                 write!(f, "received record needs a {needed}-byte buffer")
-            }
-            Self::DatagramTooLarge { size, max } => {
-                write!(f, "dropped a {size}-byte datagram (at most {max} bytes)")
             }
             Self::Config(e) => write!(f, "invalid DTLS configuration: {e}"),
         }
@@ -361,6 +364,8 @@ pub struct Engine {
     /// Scratch for one record (`SSL_read` never returns more than one
     /// record per call in DTLS).
     scratch: Box<[u8]>,
+    initial_timeout: Duration,
+    max_timeout: Duration,
 }
 
 impl fmt::Debug for Engine {
@@ -385,8 +390,17 @@ impl Engine {
         }
         // Whatever the context says: renegotiation would bring back
         // OpenSSL's flight buffer (see HANDSHAKE_MTU_CAP).
-        ossl::set_options(&mut ssl, SslOptions::NO_RENEGOTIATION);
-        let stream = SslStream::new(ssl, DatagramTransport::new())?;
+        // Encrypt-then-MAC off: OpenSSL 3.0's DTLS ends the connection on
+        // any forged record of a CBC suite with encrypt-then-MAC (a bad MAC
+        // is fatal there), while MAC-then-encrypt records that fail are
+        // discarded, as DTLS requires. AEAD suites are unaffected.
+        ossl::set_options(
+            &mut ssl,
+            SslOptions::NO_RENEGOTIATION | ossl::NO_ENCRYPT_THEN_MAC,
+        );
+        let mut stream = SslStream::new(ssl, DatagramTransport::new())?;
+        let probe = ossl::ProtectionProbe::new(stream.ssl());
+        stream.get_mut().set_probe(probe);
         let mut engine = Engine {
             stream,
             role,
@@ -394,9 +408,11 @@ impl Engine {
             mtu: DEFAULT_MTU,
             pending: None,
             scratch: vec![0; MAX_RECORD_PLAINTEXT].into_boxed_slice(),
+            initial_timeout: DEFAULT_INITIAL_TIMEOUT,
+            max_timeout: DEFAULT_MAX_TIMEOUT,
         };
         engine.set_mtu(DEFAULT_MTU)?;
-        engine.set_initial_timeout(DEFAULT_INITIAL_TIMEOUT);
+        engine.set_retransmit_timeouts(DEFAULT_INITIAL_TIMEOUT, DEFAULT_MAX_TIMEOUT);
         Ok(engine)
     }
 
@@ -420,14 +436,16 @@ impl Engine {
 
     // ---- datagrams -------------------------------------------------------
 
-    /// Queues one received datagram (copied). Empty datagrams are ignored.
+    /// Queues the records of one received datagram (copied). What cannot
+    /// be a genuine record is dropped, here or when OpenSSL gets to it; see
+    /// `record.rs`. Empty datagrams are ignored.
     pub fn push_datagram(&mut self, datagram: &[u8]) {
-        self.stream.get_mut().push_inbound_copy(datagram);
+        self.stream.get_mut().push_inbound(datagram);
     }
 
-    /// Queues one received datagram without copying.
-    pub fn push_datagram_owned(&mut self, datagram: Vec<u8>) {
-        self.stream.get_mut().push_inbound(datagram);
+    /// Received records dropped without reaching OpenSSL so far.
+    pub fn dropped_records(&self) -> u64 {
+        self.stream.get_ref().dropped_records()
     }
 
     /// Takes the next datagram to send, oldest first.
@@ -446,7 +464,7 @@ impl Engine {
         self.stream.get_ref().has_outbound()
     }
 
-    /// Whether received datagrams wait to be processed.
+    /// Whether received records wait to be processed.
     pub fn has_incoming(&self) -> bool {
         self.stream.get_ref().inbound_len() > 0
     }
@@ -483,11 +501,27 @@ impl Engine {
     }
 
     /// First retransmission timeout of each flight (doubling after each
-    /// retransmission, up to 60 s). RFC 6347 suggests 1 s. OpenSSL counts
-    /// a timer with less than 15 ms left as expired, so below 15 ms every
-    /// [`Engine::handshake`] call without news retransmits.
+    /// retransmission, up to the maximum, [`DEFAULT_MAX_TIMEOUT`] unless
+    /// set). RFC 6347 suggests 1 s. OpenSSL counts a timer with less than
+    /// 15 ms left as expired, so below 15 ms every [`Engine::handshake`]
+    /// call without news retransmits.
     pub fn set_initial_timeout(&mut self, initial: Duration) {
-        ossl::set_initial_timeout(self.ssl_mut(), initial);
+        self.set_retransmit_timeouts(initial, self.max_timeout);
+    }
+
+    /// First retransmission timeout of each flight and the largest step
+    /// the doubling may reach. OpenSSL retransmits a flight at most
+    /// [`MAX_RETRANSMISSIONS`] times, then the handshake fails with
+    /// [`EngineError::TimedOut`].
+    pub fn set_retransmit_timeouts(&mut self, initial: Duration, max: Duration) {
+        self.initial_timeout = initial;
+        self.max_timeout = max;
+        ossl::set_retransmit_timeouts(self.ssl_mut(), initial, max);
+    }
+
+    /// The first retransmission timeout and the largest step.
+    pub fn retransmit_timeouts(&self) -> (Duration, Duration) {
+        (self.initial_timeout, self.max_timeout)
     }
 
     /// Client: the SNI host name to send. Give DNS names only, never IP
@@ -548,7 +582,6 @@ impl Engine {
             State::Handshaking => {}
         }
         let result = self.stream.do_handshake();
-        let oversize = self.take_oversize();
         match result {
             Err(e) if e.code() == ErrorCode::from_raw(SSL_ERROR_WANT_X509_LOOKUP) => {
                 Ok(HandshakeStatus::WantCertificate)
@@ -558,12 +591,15 @@ impl Engine {
                 self.apply_mtu()?;
                 Ok(HandshakeStatus::Done)
             }
-            Err(e) if is_retry(&e) => match oversize {
-                Some(err) => Err(err),
-                None => Ok(HandshakeStatus::WantRead),
-            },
+            Err(e) if is_retry(&e) => Ok(HandshakeStatus::WantRead),
             Err(e) => {
-                let err = EngineError::Handshake(describe(&e));
+                let err = if is_read_timeout(&e) {
+                    EngineError::TimedOut(format!(
+                        "no answer from the peer after {MAX_RETRANSMISSIONS} retransmissions"
+                    ))
+                } else {
+                    EngineError::Handshake(describe(&e))
+                };
                 self.state = State::Failed(err.clone());
                 Err(err)
             }
@@ -580,7 +616,8 @@ impl Engine {
 
     /// Retransmits the last flight into the outgoing queue if the timer has
     /// expired. `Ok(true)`: something was queued; `Ok(false)`: the timer had
-    /// not expired. After too many timeouts (12) the handshake fails.
+    /// not expired. After [`MAX_RETRANSMISSIONS`] of one flight the
+    /// handshake fails with [`EngineError::TimedOut`].
     pub fn handle_timeout(&mut self) -> Result<bool, EngineError> {
         if let State::Failed(e) = &self.state {
             return Err(e.clone());
@@ -589,7 +626,11 @@ impl Engine {
             0 => Ok(false),
             n if n > 0 => Ok(true),
             _ => {
-                let err = EngineError::Handshake(ErrorStack::get().to_string());
+                // OpenSSL's only failure here is SSL_R_READ_TIMEOUT_EXPIRED.
+                drop(ErrorStack::get());
+                let err = EngineError::TimedOut(format!(
+                    "no answer from the peer after {MAX_RETRANSMISSIONS} retransmissions"
+                ));
                 self.state = State::Failed(err.clone());
                 Err(err)
             }
@@ -637,10 +678,10 @@ impl Engine {
     ///
     /// A record longer than `buf` is not cut: the call fails with
     /// [`EngineError::Truncated`] and the record stays pending for a retry
-    /// with a larger buffer (or [`Engine::discard_pending_record`]). A
-    /// received datagram larger than OpenSSL's read buffer is dropped and
-    /// reported once as [`EngineError::DatagramTooLarge`]; the connection
-    /// carries on. After the peer's close_notify every call returns
+    /// with a larger buffer (or [`Engine::discard_pending_record`]).
+    /// Received records that cannot be genuine (malformed, too short for
+    /// the cipher, larger than OpenSSL reads) were dropped on the way and
+    /// never show here. After the peer's close_notify every call returns
     /// [`ReadStatus::Closed`].
     ///
     /// Keep calling this after the handshake even when not expecting data:
@@ -662,7 +703,6 @@ impl Engine {
             return Ok(ReadStatus::Closed);
         }
         let result = self.stream.ssl_read(&mut self.scratch);
-        let oversize = self.take_oversize();
         match result {
             Ok(n) => {
                 if n > buf.len() {
@@ -673,11 +713,8 @@ impl Engine {
                 Ok(ReadStatus::Data(n))
             }
             Err(e) if e.code() == ErrorCode::ZERO_RETURN => Ok(ReadStatus::Closed),
-            Err(e) if is_retry(&e) => match oversize {
-                Some(err) => Err(err),
-                None if self.received_close_notify() => Ok(ReadStatus::Closed),
-                None => Ok(ReadStatus::WantRead),
-            },
+            Err(e) if is_retry(&e) && self.received_close_notify() => Ok(ReadStatus::Closed),
+            Err(e) if is_retry(&e) => Ok(ReadStatus::WantRead),
             Err(e) => Err(EngineError::Protocol(describe(&e))),
         }
     }
@@ -828,16 +865,6 @@ impl Engine {
             State::Failed(_) => Err(EngineError::Closed),
         }
     }
-
-    fn take_oversize(&mut self) -> Option<EngineError> {
-        self.stream
-            .get_mut()
-            .take_oversize()
-            .map(|o| EngineError::DatagramTooLarge {
-                size: o.size,
-                max: o.capacity,
-            })
-    }
 }
 
 fn finished_with(get: impl Fn(&mut [u8]) -> usize) -> Option<Vec<u8>> {
@@ -848,6 +875,18 @@ fn finished_with(get: impl Fn(&mut [u8]) -> usize) -> Option<Vec<u8>> {
 
 fn is_retry(e: &ssl::Error) -> bool {
     e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE
+}
+
+/// `SSL_R_READ_TIMEOUT_EXPIRED`: OpenSSL retransmitted a flight
+/// [`MAX_RETRANSMISSIONS`] times (inside `SSL_do_handshake` when the timer
+/// has less than 15 ms left, else in `DTLSv1_handle_timeout`).
+fn is_read_timeout(e: &ssl::Error) -> bool {
+    const SSL_R_READ_TIMEOUT_EXPIRED: std::ffi::c_int = 312;
+    e.ssl_error().is_some_and(|s| {
+        s.errors()
+            .iter()
+            .any(|e| e.reason_code() == SSL_R_READ_TIMEOUT_EXPIRED)
+    })
 }
 
 fn describe(e: &ssl::Error) -> String {

@@ -13,6 +13,7 @@ mod handshake_async;
 pub(crate) mod io;
 mod ossl;
 pub(crate) mod properties;
+pub mod record;
 #[allow(unsafe_code)]
 mod source;
 mod verify;

@@ -10,10 +10,13 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use foreign_types::ForeignTypeRef;
-use openssl::ssl::{Ssl, SslOptions, SslRef, SslStream};
+use openssl::nid::Nid;
+use openssl::ssl::{Ssl, SslCipherRef, SslOptions, SslRef, SslStream};
 use openssl::stack::StackRef;
 use openssl::x509::X509Name;
 use openssl_sys as ffi;
+
+use super::record::Protection;
 
 /// `DTLS_CTRL_GET_TIMEOUT` (`DTLSv1_get_timeout`).
 const DTLS_CTRL_GET_TIMEOUT: c_int = 73;
@@ -21,6 +24,8 @@ const DTLS_CTRL_GET_TIMEOUT: c_int = 73;
 const DTLS_CTRL_HANDLE_TIMEOUT: c_int = 74;
 /// `DTLS_CTRL_SET_LINK_MTU` (`DTLS_set_link_mtu`).
 const DTLS_CTRL_SET_LINK_MTU: c_int = 120;
+/// `SSL_OP_NO_ENCRYPT_THEN_MAC` (OpenSSL 3.0), which rust-openssl does not name.
+pub(crate) const NO_ENCRYPT_THEN_MAC: SslOptions = SslOptions::from_bits_retain(1 << 19);
 /// OpenSSL's own ceiling for the retransmission timer.
 const MAX_TIMEOUT_US: u32 = 60_000_000;
 
@@ -32,6 +37,8 @@ extern "C" {
     fn DTLS_set_timer_cb(s: *mut ffi::SSL, cb: Option<DtlsTimerCb>);
     fn SSL_set_options(s: *mut ffi::SSL, op: u64) -> u64;
     fn SSL_get_client_CA_list(s: *const ffi::SSL) -> *mut ffi::stack_st_X509_NAME;
+    fn SSL_get_pending_cipher(s: *const ffi::SSL) -> *const ffi::SSL_CIPHER;
+    fn SSL_CIPHER_is_aead(c: *const ffi::SSL_CIPHER) -> c_int;
     fn SSL_CTX_set_cert_cb(
         ctx: *mut ffi::SSL_CTX,
         cb: Option<unsafe extern "C" fn(*mut ffi::SSL, *mut c_void) -> c_int>,
@@ -54,6 +61,63 @@ pub(crate) fn set_options(ssl: &mut SslRef, options: SslOptions) {
     // SAFETY: `ssl` is a live SSL we hold mutably; the call only ORs bits
     // into its option word.
     unsafe { SSL_set_options(ssl.as_ptr(), options.bits()) };
+}
+
+/// What protects records of epoch 1 and above: the cipher being negotiated
+/// (`SSL_get_pending_cipher`, known from the ServerHello on) or else the
+/// current one.
+pub(crate) fn protection(ssl: &SslRef) -> Protection {
+    // SAFETY: `ssl` is live; the getter only reads a field. The cipher it
+    // returns (possibly NULL) is a static table entry of OpenSSL's.
+    let pending = unsafe { SSL_get_pending_cipher(ssl.as_ptr()) };
+    let cipher = if pending.is_null() {
+        ssl.current_cipher()
+    } else {
+        // SAFETY: non-null pointer to one of OpenSSL's static ciphers.
+        Some(unsafe { SslCipherRef::from_ptr(pending as *mut ffi::SSL_CIPHER) })
+    };
+    let Some(cipher) = cipher else {
+        return Protection::Unknown;
+    };
+    // SAFETY: `cipher` is a live SSL_CIPHER; the call only reads it.
+    if unsafe { SSL_CIPHER_is_aead(cipher.as_ptr()) } == 0 {
+        return Protection::Other;
+    }
+    // TLS 1.2 AEADs: ChaCha20-Poly1305 has no explicit nonce and a 16-byte
+    // tag; GCM and CCM an 8-byte nonce and a 16-byte tag (CCM_8: 8).
+    let no_nonce = cipher.cipher_nid() == Some(Nid::CHACHA20_POLY1305);
+    let short_tag = cipher.standard_name().is_some_and(|n| n.ends_with("CCM_8"));
+    let min_len = if no_nonce || short_tag { 16 } else { 24 };
+    Protection::Aead { min_len }
+}
+
+/// A handle on the `SSL` that owns a transport, so the transport can ask
+/// [`protection`] at the moment OpenSSL reads a record from it.
+pub(crate) struct ProtectionProbe(*const ffi::SSL);
+
+// SAFETY: the probe lives inside the transport that its SSL owns (through
+// the BIO) and is only used from the transport's `read`, which OpenSSL
+// calls from within an SSL call on that same SSL: whoever moves the engine
+// to another thread moves the SSL, the transport and the probe together.
+unsafe impl Send for ProtectionProbe {}
+
+impl ProtectionProbe {
+    /// A probe on `ssl`, which must own the transport the probe is put in.
+    pub(crate) fn new(ssl: &SslRef) -> Self {
+        ProtectionProbe(ssl.as_ptr())
+    }
+
+    pub(crate) fn protection(&self) -> Protection {
+        // SAFETY: see `ProtectionProbe`: the SSL owns the transport holding
+        // this probe, so it is alive whenever the transport is read.
+        protection(unsafe { SslRef::from_ptr(self.0 as *mut ffi::SSL) })
+    }
+}
+
+impl std::fmt::Debug for ProtectionProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProtectionProbe")
+    }
 }
 
 /// Makes `mtu` (bytes per datagram, headers of the DTLS records included)
@@ -122,18 +186,31 @@ pub(crate) fn handle_timeout(ssl: &mut SslRef) -> c_long {
     }
 }
 
-/// Initial retransmission timeout per SSL, in microseconds.
-fn timer_index() -> openssl::ex_data::Index<Ssl, u32> {
-    static INDEX: OnceLock<openssl::ex_data::Index<Ssl, u32>> = OnceLock::new();
+/// Retransmission back-off of one SSL, in microseconds.
+#[derive(Debug, Clone, Copy)]
+struct Backoff {
+    initial_us: u32,
+    max_us: u32,
+}
+
+fn timer_index() -> openssl::ex_data::Index<Ssl, Backoff> {
+    static INDEX: OnceLock<openssl::ex_data::Index<Ssl, Backoff>> = OnceLock::new();
     *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ran out of ex_data indices"))
 }
 
 /// Installs our timer callback: the first timeout of every flight is
-/// `initial`, each retransmission doubles it, up to 60 s (OpenSSL's own
-/// policy, but with a chosen start instead of a fixed 1 s).
-pub(crate) fn set_initial_timeout(ssl: &mut SslRef, initial: Duration) {
-    let us = initial.as_micros().clamp(1, u128::from(MAX_TIMEOUT_US)) as u32;
-    ssl.set_ex_data(timer_index(), us);
+/// `initial`, each retransmission doubles it, up to `max` (OpenSSL's own
+/// policy is 1 s doubling to 60 s). Both are clamped to 1 µs..=60 s.
+pub(crate) fn set_retransmit_timeouts(ssl: &mut SslRef, initial: Duration, max: Duration) {
+    let us = |d: Duration| d.as_micros().clamp(1, u128::from(MAX_TIMEOUT_US)) as u32;
+    let initial_us = us(initial);
+    ssl.set_ex_data(
+        timer_index(),
+        Backoff {
+            initial_us,
+            max_us: us(max).max(initial_us),
+        },
+    );
     // SAFETY: the SSL is live; `timer_cb` matches `DTLS_timer_cb` and
     // stays valid for the life of the program.
     unsafe { DTLS_set_timer_cb(ssl.as_ptr(), Some(timer_cb)) };
@@ -141,12 +218,17 @@ pub(crate) fn set_initial_timeout(ssl: &mut SslRef, initial: Duration) {
 
 unsafe extern "C" fn timer_cb(ssl: *mut ffi::SSL, timer_us: c_uint) -> c_uint {
     let next = catch_unwind(AssertUnwindSafe(|| {
-        if timer_us != 0 {
-            return timer_us.saturating_mul(2).min(MAX_TIMEOUT_US);
-        }
         // SAFETY: OpenSSL calls us with the live SSL whose timer this is.
         let ssl = unsafe { SslRef::from_ptr(ssl) };
-        ssl.ex_data(timer_index()).copied().unwrap_or(1_000_000)
+        let b = ssl.ex_data(timer_index()).copied().unwrap_or(Backoff {
+            initial_us: 1_000_000,
+            max_us: MAX_TIMEOUT_US,
+        });
+        if timer_us == 0 {
+            b.initial_us
+        } else {
+            timer_us.saturating_mul(2).min(b.max_us)
+        }
     }));
     // A panic cannot really happen here, but must not unwind into C.
     next.unwrap_or(1_000_000)

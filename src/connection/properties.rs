@@ -20,6 +20,8 @@ pub struct Settings {
     pub rehandshake_mode: gio::TlsRehandshakeMode,
     pub advertised_protocols: Option<Vec<String>>,
     pub mtu: u32,
+    /// Retransmission and handshake time limits.
+    pub timing: crate::config::Timing,
     // Client side.
     pub server_identity: Option<gio::SocketConnectable>,
     pub validation_flags: gio::TlsCertificateFlags,
@@ -37,6 +39,7 @@ impl Default for Settings {
             rehandshake_mode: gio::TlsRehandshakeMode::Safely,
             advertised_protocols: None,
             mtu: DEFAULT_MTU,
+            timing: crate::config::timing(),
             server_identity: None,
             validation_flags: gio::TlsCertificateFlags::VALIDATE_ALL,
         }
@@ -98,6 +101,39 @@ pub fn connection_properties() -> Vec<glib::ParamSpec> {
             .explicit_notify()
             .build(),
     );
+    let d = crate::config::Timing::DEFAULT;
+    let ms =
+        |name: &str, nick: &str, blurb: &str, range: std::ops::RangeInclusive<u32>, default| {
+            glib::ParamSpecUInt::builder(name)
+                .nick(nick)
+                .blurb(blurb)
+                .minimum(*range.start())
+                .maximum(*range.end())
+                .default_value(default)
+                .build()
+        };
+    let rt = crate::config::RETRANSMIT_MS;
+    props.push(ms(
+        "retransmit-timeout",
+        "Retransmission timeout",
+        "First retransmission timeout of each handshake flight, in milliseconds (doubles after each retransmission)",
+        rt.clone(),
+        d.retransmit_ms,
+    ));
+    props.push(ms(
+        "max-retransmit-timeout",
+        "Largest retransmission timeout",
+        "Largest step the retransmission timeout doubles to, in milliseconds",
+        rt,
+        d.max_retransmit_ms,
+    ));
+    props.push(ms(
+        "handshake-timeout",
+        "Handshake timeout",
+        "The handshake fails with G_IO_ERROR_TIMED_OUT when not complete after this many milliseconds; 0 for no limit",
+        0..=u32::MAX,
+        d.handshake_ms,
+    ));
     props
 }
 

@@ -4,7 +4,7 @@ use std::sync::Mutex;
 
 use gio::prelude::*;
 use gio::subclass::prelude::*;
-use openssl::x509::X509;
+use openssl::x509::{X509Crl, X509};
 
 use super::Database;
 use crate::error;
@@ -17,9 +17,15 @@ glib::wrapper! {
         @implements gio::TlsFileDatabase, gio::Initable;
 }
 
-/// Reads every certificate of a PEM bundle.
-fn load_anchors(path: &std::path::Path) -> Result<Vec<X509>, glib::Error> {
+/// Reads every certificate and every CRL of a PEM bundle.
+fn load_anchors(path: &std::path::Path) -> Result<(Vec<X509>, Vec<X509Crl>), glib::Error> {
     let data = glib::file_get_contents(path)?;
+    let crls = load_crls(&data).map_err(|e| {
+        error::bad_certificate(
+            &format!("Could not parse the CRLs in {}", path.display()),
+            &e,
+        )
+    })?;
     let certs = X509::stack_from_pem(&data).map_err(|e| {
         error::bad_certificate(
             &format!("Could not parse the certificates in {}", path.display()),
@@ -32,7 +38,35 @@ fn load_anchors(path: &std::path::Path) -> Result<Vec<X509>, glib::Error> {
             format!("No PEM-encoded certificate found in {}", path.display()),
         ));
     }
-    Ok(certs)
+    Ok((certs, crls))
+}
+
+/// Every `X509 CRL` PEM block of `data`.
+fn load_crls(data: &[u8]) -> Result<Vec<X509Crl>, openssl::error::ErrorStack> {
+    const BEGIN: &[u8] = b"-----BEGIN X509 CRL-----";
+    const END: &[u8] = b"-----END X509 CRL-----";
+    let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+    let mut crls = Vec::new();
+    let mut rest = data;
+    while let Some(start) = find(rest, BEGIN) {
+        let block = &rest[start..];
+        let Some(end) = find(block, END) else {
+            // Unterminated: let OpenSSL say what is wrong with it.
+            crls.push(X509Crl::from_pem(block)?);
+            break;
+        };
+        crls.push(X509Crl::from_pem(&block[..end + END.len()])?);
+        rest = &block[end + END.len()..];
+    }
+    Ok(crls)
+}
+
+/// The `file://` URI of `path` (made absolute), the prefix of handles.
+fn file_uri(path: &std::path::Path) -> Option<String> {
+    let absolute = std::path::absolute(path).ok()?;
+    glib::filename_to_uri(&absolute, None)
+        .ok()
+        .map(|u| u.to_string())
 }
 
 pub(crate) mod imp {
@@ -74,13 +108,19 @@ pub(crate) mod imp {
     impl InitableImpl for FileDatabase {
         fn init(&self, _cancellable: Option<&gio::Cancellable>) -> Result<(), glib::Error> {
             let path = self.anchors.lock().unwrap().clone();
-            let anchors = match path {
-                Some(p) => load_anchors(&p)?,
-                None => Vec::new(),
+            let (anchors, crls) = match &path {
+                Some(p) => load_anchors(p)?,
+                None => (Vec::new(), Vec::new()),
             };
-            let store = TrustStore::from_anchors(anchors)
+            let store = TrustStore::with_crls(anchors, crls)
                 .map_err(|e| error::bad_certificate("Could not build the trust store", &e))?;
-            self.obj().upcast_ref::<Database>().set_store(store);
+            let db = self.obj();
+            let db = db.upcast_ref::<Database>();
+            if let Some(uri) = path.as_deref().and_then(file_uri) {
+                // glib-networking's handles: file:///path/to/anchors#<sha256>.
+                db.set_handle_prefix(format!("{uri}#"));
+            }
+            db.set_store(store);
             Ok(())
         }
     }
@@ -94,3 +134,20 @@ unsafe impl IsImplementable<imp::FileDatabase> for gio::TlsFileDatabase {}
 // this only chains up.
 #[allow(unsafe_code)]
 unsafe impl IsSubclassable<imp::FileDatabase> for gio::TlsDatabase {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crls_are_found_between_certificates() {
+        assert!(load_crls(b"").unwrap().is_empty());
+        assert!(
+            load_crls(b"-----BEGIN X509 CRL-----\nnot base64\n-----END X509 CRL-----\n").is_err()
+        );
+        assert_eq!(
+            file_uri(std::path::Path::new("/etc/ssl/a b.pem")).as_deref(),
+            Some("file:///etc/ssl/a%20b.pem")
+        );
+    }
+}

@@ -59,6 +59,19 @@ impl Database {
         let _ = self.imp().store.set(store);
     }
 
+    /// Handles become `<prefix><sha256 hex>` (a file database's anchors URI
+    /// and `#`) instead of `dtls-openssl:sha256:<hex>`.
+    pub(crate) fn set_handle_prefix(&self, prefix: String) {
+        let _ = self.imp().handle_prefix.set(prefix);
+    }
+
+    fn handle_prefix(&self) -> &str {
+        self.imp()
+            .handle_prefix
+            .get()
+            .map_or(HANDLE_PREFIX, String::as_str)
+    }
+
     fn store(&self) -> &TrustStore {
         self.imp()
             .store
@@ -88,6 +101,7 @@ pub(crate) mod imp {
     #[derive(Debug, Default)]
     pub struct Database {
         pub(super) store: OnceLock<TrustStore>,
+        pub(super) handle_prefix: OnceLock<String>,
     }
 
     #[glib::object_subclass]
@@ -126,7 +140,7 @@ pub(crate) mod imp {
             if !held {
                 return None;
             }
-            Some(format!("{HANDLE_PREFIX}{}", sha256_hex(&x)?))
+            Some(format!("{}{}", self.obj().handle_prefix(), sha256_hex(&x)?))
         }
 
         fn lookup_certificate_for_handle(
@@ -135,7 +149,11 @@ pub(crate) mod imp {
             cancellable: Option<&gio::Cancellable>,
         ) -> Result<Option<gio::TlsCertificate>, glib::Error> {
             check_cancelled(cancellable)?;
-            let Some(hex) = handle.strip_prefix(HANDLE_PREFIX) else {
+            // Our own handle form, and the older dtls-openssl:sha256: one.
+            let Some(hex) = handle
+                .strip_prefix(self.obj().handle_prefix())
+                .or_else(|| handle.strip_prefix(HANDLE_PREFIX))
+            else {
                 return Ok(None);
             };
             let found = self

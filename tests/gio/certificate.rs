@@ -277,3 +277,72 @@ fn bad_input_gets_the_documented_errors() {
     let err = gio::TlsCertificate::from_pkcs12(b"not pkcs12", None).unwrap_err();
     assert!(err.matches(gio::TlsError::BadCertificate), "{err}");
 }
+
+/// `g_object_new (type, "certificate", der, "issuer", prev, NULL)` without
+/// g_initable_init, as glib-networking's tests do: the issuer is kept,
+/// whatever order the construct properties come in.
+#[test]
+fn certificates_made_by_plain_g_object_new_keep_their_issuer() {
+    use glib::prelude::*;
+    let ty = crate::common::backend().certificate_type();
+    let plain = |first: (&str, glib::Value), second: (&str, glib::Value)| {
+        let mut props = [first, second];
+        // SAFETY: what C callers do with g_object_new; the object is used
+        // only through the GTlsCertificate API afterwards.
+        let o = unsafe { glib::Object::new_internal(ty, &mut props) };
+        o.downcast::<gio::TlsCertificate>().unwrap()
+    };
+    let der_of = |name: &str| glib::ByteArray::from(der(&cert(name)).as_slice());
+    // glib-networking's verify-with-incorrect-root-in-chain: the wrong root
+    // at the top; the database trusts the right one.
+    let root = plain(
+        ("certificate", der_of("other-ca.pem").to_value()),
+        ("issuer", None::<gio::TlsCertificate>.to_value()),
+    );
+    let int = plain(
+        ("issuer", root.to_value()),
+        ("certificate", der_of("intermediate.pem").to_value()),
+    );
+    let leaf = plain(
+        ("certificate", der_of("leaf-int.pem").to_value()),
+        ("issuer", int.to_value()),
+    );
+    assert_eq!(chain_len(&leaf), 3);
+    assert!(leaf.issuer().unwrap().is_same(&cert("intermediate.pem")));
+    assert!(leaf
+        .issuer()
+        .unwrap()
+        .issuer()
+        .unwrap()
+        .is_same(&cert("other-ca.pem")));
+    let subject: Option<String> = leaf.property("subject-name");
+    assert!(subject.unwrap().contains("CN=server.example.com"));
+    let db: gio::TlsDatabase = gio::TlsFileDatabase::new(pki("ca.pem")).unwrap().upcast();
+    let flags = db
+        .verify_chain(
+            &leaf,
+            "1.3.6.1.5.5.7.3.1",
+            Some(&host("server.example.com")),
+            None::<&gio::TlsInteraction>,
+            gio::TlsDatabaseVerifyFlags::NONE,
+            gio::Cancellable::NONE,
+        )
+        .unwrap();
+    assert_eq!(flags, F::empty());
+    assert_eq!(
+        leaf.verify(Some(&host("server.example.com")), Some(&cert("ca.pem"))),
+        F::UNKNOWN_CA,
+        "the links lead to the wrong root"
+    );
+    // PEM, issuer first.
+    let pem: String = cert("leaf-int.pem").property("certificate-pem");
+    let by_pem = plain(
+        ("issuer", cert("intermediate.pem").to_value()),
+        ("certificate-pem", pem.to_value()),
+    );
+    assert_eq!(chain_len(&by_pem), 2);
+    assert_eq!(
+        by_pem.verify(Some(&host("server.example.com")), Some(&cert("ca.pem"))),
+        F::empty()
+    );
+}

@@ -305,3 +305,116 @@ fn lookup_issuer_raw(
     assert!(error.is_null());
     found
 }
+
+/// glib-networking's handle form: the anchors file's URI, `#`, the SHA-256
+/// of the certificate's DER in hex.
+#[test]
+fn file_database_handles_are_file_uris() {
+    let db = file_db("ca-bundle.pem");
+    let ca = cert("ca.pem");
+    let none = gio::Cancellable::NONE;
+    let no_i = None::<&gio::TlsInteraction>;
+    let flags = gio::TlsDatabaseLookupFlags::NONE;
+    let digest: String = openssl::sha::sha256(&der(&ca))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let uri = glib::filename_to_uri(pki("ca-bundle.pem"), None).unwrap();
+    let expected = format!("{uri}#{digest}");
+    assert!(expected.starts_with("file:///"), "{expected}");
+    assert_eq!(
+        db.create_certificate_handle(&ca).as_deref(),
+        Some(&*expected)
+    );
+    let found = db
+        .lookup_certificate_for_handle(&expected, no_i, flags, none)
+        .unwrap()
+        .expect("lookup by handle");
+    assert!(found.is_same(&ca));
+    let other = cert("other-ca.pem");
+    let other_handle = db.create_certificate_handle(&other).unwrap();
+    assert_ne!(other_handle, expected);
+    assert!(db
+        .lookup_certificate_for_handle(&other_handle, no_i, flags, none)
+        .unwrap()
+        .unwrap()
+        .is_same(&other));
+    // Another file's URI, or a digest not in the file: nothing.
+    let elsewhere = format!(
+        "{}#{digest}",
+        glib::filename_to_uri(pki("ca.pem"), None).unwrap()
+    );
+    for h in [
+        elsewhere.as_str(),
+        &format!("{uri}#{}", "0".repeat(64)),
+        &format!("{uri}#"),
+        uri.as_str(),
+    ] {
+        assert!(
+            db.lookup_certificate_for_handle(h, no_i, flags, none)
+                .unwrap()
+                .is_none(),
+            "{h}"
+        );
+    }
+    // The same file under another database instance gives the same handle.
+    assert_eq!(
+        file_db("ca-bundle.pem")
+            .create_certificate_handle(&ca)
+            .as_deref(),
+        Some(&*expected)
+    );
+}
+
+/// CRLs in the anchors file do not stop it from being an anchors file.
+#[test]
+fn anchors_file_with_a_crl_still_trusts_its_certificates() {
+    common::init();
+    let dir = common::init().pki.join("crl-anchors");
+    std::fs::create_dir_all(&dir).unwrap();
+    let crl = dir.join("ca.crl.pem");
+    let conf = dir.join("openssl.cnf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[ca]\ndefault_ca = c\n[c]\ndatabase = {}\ndefault_md = sha256\ndefault_crl_days = 7\n",
+            dir.join("index.txt").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("index.txt"), "").unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["ca", "-gencrl", "-config"])
+        .arg(&conf)
+        .arg("-cert")
+        .arg(pki("ca.pem"))
+        .arg("-keyfile")
+        .arg(pki("ca.key"))
+        .arg("-out")
+        .arg(&crl)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let anchors = dir.join("anchors.pem");
+    let mut pem = std::fs::read(pki("ca.pem")).unwrap();
+    pem.extend(std::fs::read(&crl).unwrap());
+    std::fs::write(&anchors, pem).unwrap();
+    let db: gio::TlsDatabase = gio::TlsFileDatabase::new(&anchors).unwrap().upcast();
+    assert_eq!(
+        verify(
+            &db,
+            &cert("server.pem"),
+            SERVER,
+            Some(host("server.example.com"))
+        ),
+        F::empty()
+    );
+    assert_eq!(
+        verify(&db, &cert("server-other-ca.pem"), SERVER, None),
+        F::UNKNOWN_CA
+    );
+}

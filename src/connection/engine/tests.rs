@@ -15,6 +15,8 @@ use openssl::x509::{X509Name, X509};
 
 use super::*;
 
+mod hostile;
+
 // ---- certificates ---------------------------------------------------------
 
 fn ec_key() -> PKey<Private> {
@@ -183,7 +185,7 @@ impl Pair {
             let i = self.client_sent.len();
             self.client_sent.push(d.clone());
             if keep(true, i) {
-                self.server.push_datagram_owned(d);
+                self.server.push_datagram(&d);
             }
             moved += 1;
         }
@@ -191,7 +193,7 @@ impl Pair {
             let i = self.server_sent.len();
             self.server_sent.push(d.clone());
             if keep(false, i) {
-                self.client.push_datagram_owned(d);
+                self.client.push_datagram(&d);
             }
             moved += 1;
         }
@@ -349,7 +351,7 @@ fn message_too_large() {
         // AEAD ciphers have no padding: the datagram fills the MTU exactly.
         assert_eq!(d.len(), mtu as usize, "mtu {mtu}");
         assert_record_framing(&d);
-        p.server.push_datagram_owned(d);
+        p.server.push_datagram(&d);
         let mut buf = vec![0; max];
         assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::Data(max)));
         assert_eq!(buf, msg);
@@ -400,7 +402,7 @@ fn cbc_cipher_max_plaintext_is_exact_bound() {
             "mtu {mtu}: wasteful {}",
             d.len()
         );
-        p.server.push_datagram_owned(d);
+        p.server.push_datagram(&d);
         let mut buf = vec![0; max];
         assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::Data(max)));
     }
@@ -443,25 +445,6 @@ fn truncation_is_reported_and_recoverable() {
     );
     assert_eq!(p.client.discard_pending_record(), Some(1000));
     assert_eq!(p.client.read_record(&mut small), Ok(ReadStatus::Data(5)));
-}
-
-#[test]
-fn oversized_datagram_is_dropped_and_reported() {
-    let pki = pki();
-    let mut p = Pair::with(&pki, &ContextConfig::default());
-    p.handshake().unwrap();
-    let mut buf = [0u8; 64];
-    p.client.push_datagram(&vec![0x17; 70_000]);
-    match p.client.read_record(&mut buf) {
-        Err(EngineError::DatagramTooLarge { size: 70_000, max }) => {
-            assert!(max >= 16_384 + 13, "OpenSSL's read buffer: {max}");
-        }
-        other => panic!("{other:?}"),
-    }
-    // The connection is intact.
-    assert_eq!(p.client.read_record(&mut buf), Ok(ReadStatus::WantRead));
-    assert_eq!(p.transfer(false, b"still here"), b"still here");
-    assert_eq!(p.transfer(true, b"me too"), b"me too");
 }
 
 #[test]
@@ -685,6 +668,69 @@ fn timer_policy() {
         t > Duration::from_millis(20) && t <= Duration::from_millis(40),
         "{t:?}"
     );
+}
+
+#[test]
+fn backoff_stops_at_the_maximum_step() {
+    // The timer callback doubles up to the maximum; with 1 ms steps (below
+    // OpenSSL's 15 ms "expired" threshold) every timer is expired at once,
+    // so no sleeping: only the callback's arithmetic is under test here.
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.client
+        .set_retransmit_timeouts(Duration::from_millis(20), Duration::from_millis(50));
+    assert_eq!(
+        p.client.retransmit_timeouts(),
+        (Duration::from_millis(20), Duration::from_millis(50))
+    );
+    p.client.handshake().unwrap();
+    std::thread::sleep(Duration::from_millis(25));
+    assert_eq!(p.client.handle_timeout(), Ok(true));
+    let t = p.client.timeout().unwrap();
+    assert!(
+        t > Duration::from_millis(20) && t <= Duration::from_millis(40),
+        "{t:?}"
+    );
+    std::thread::sleep(t);
+    assert_eq!(p.client.handle_timeout(), Ok(true));
+    let t = p.client.timeout().unwrap();
+    assert!(
+        t > Duration::from_millis(40) && t <= Duration::from_millis(50),
+        "capped: {t:?}"
+    );
+}
+
+#[test]
+fn a_silent_peer_times_the_handshake_out() {
+    // 20 ms steps: above OpenSSL's 15 ms threshold, so only our calls
+    // retransmit (below it, one handshake() call would burn them all).
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    let step = Duration::from_millis(20);
+    p.client.set_retransmit_timeouts(step, step);
+    p.client.handshake().unwrap();
+    let mut sent = 0;
+    let err = loop {
+        while p.client.pop_datagram().is_some() {
+            sent += 1;
+        }
+        std::thread::sleep(p.client.timeout().expect("the timer runs"));
+        match p.client.handle_timeout() {
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+        assert!(sent < 100, "never gave up");
+    };
+    assert_eq!(
+        sent,
+        1 + MAX_RETRANSMISSIONS as usize,
+        "the ClientHello and its copies"
+    );
+    assert!(
+        matches!(&err, EngineError::TimedOut(m) if m.contains("12 retransmissions")),
+        "{err:?}"
+    );
+    assert_eq!(p.client.handshake(), Err(err), "sticky");
 }
 
 #[test]
