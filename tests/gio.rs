@@ -17,5 +17,7 @@ mod dtls_edges;
 mod dtls_errors;
 #[path = "gio/identity.rs"]
 mod identity;
+#[path = "gio/loss.rs"]
+mod loss;
 #[path = "gio/time_limits.rs"]
 mod time_limits;

@@ -29,6 +29,8 @@ pub enum Verdict {
     Drop,
     /// Forward twice.
     Duplicate,
+    /// Forward after this long (datagrams behind it overtake it).
+    Delay(Duration),
 }
 
 /// One datagram seen by the relay.
@@ -156,6 +158,11 @@ impl Relay {
         self.drop_indices(&[0], &[0]);
     }
 
+    /// Impairs both directions as `imp` says.
+    pub fn impair(&self, imp: Impairment) {
+        self.set_filter(imp.filter());
+    }
+
     /// Drops everything in `dir` (a silent peer).
     pub fn blackhole(&self, dir: Direction) {
         self.set_filter(move |d, _, _| {
@@ -249,9 +256,39 @@ impl Drop for Relay {
     }
 }
 
+fn send(shared: &Shared, dir: Direction, to: &UdpSocket, data: &[u8]) {
+    let r = match dir {
+        Direction::ToServer => to.send(data),
+        Direction::ToClient => match shared.state.lock().unwrap().client {
+            Some(d) => to.send_to(data, d),
+            None => Ok(0),
+        },
+    };
+    if let Err(e) = r {
+        shared
+            .state
+            .lock()
+            .unwrap()
+            .errors
+            .push(format!("{dir:?} send: {e}"));
+    }
+}
+
 fn pump(shared: &Shared, dir: Direction, from: &UdpSocket, to: &UdpSocket) {
     let mut buf = vec![0u8; 65536];
+    // Delayed datagrams, released when due.
+    let mut held: Vec<(Instant, Vec<u8>)> = Vec::new();
     while !shared.stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        held.sort_by_key(|(due, _)| *due);
+        while held.first().is_some_and(|(due, _)| *due <= now) {
+            let (_, data) = held.remove(0);
+            send(shared, dir, to, &data);
+        }
+        let wait = held.first().map_or(POLL, |(due, _)| {
+            (*due - now).clamp(Duration::from_micros(100), POLL)
+        });
+        from.set_read_timeout(Some(wait)).unwrap();
         let (n, src) = match from.recv_from(&mut buf) {
             Ok(v) => v,
             Err(e)
@@ -273,36 +310,19 @@ fn pump(shared: &Shared, dir: Direction, from: &UdpSocket, to: &UdpSocket) {
             }
         };
         let data = &buf[..n];
-        let dest = {
-            let mut st = shared.state.lock().unwrap();
-            if dir == Direction::ToServer {
-                st.client = Some(src);
-            }
-            st.client
-        };
+        if dir == Direction::ToServer {
+            shared.state.lock().unwrap().client = Some(src);
+        }
         let index = shared.state.lock().unwrap().records(dir).len();
         let verdict = (shared.filter.lock().unwrap())(dir, index, data);
-        let copies = match verdict {
-            Verdict::Forward => 1,
-            Verdict::Drop => 0,
-            Verdict::Duplicate => 2,
-        };
-        for _ in 0..copies {
-            let r = match dir {
-                Direction::ToServer => to.send(data),
-                Direction::ToClient => match dest {
-                    Some(d) => to.send_to(data, d),
-                    None => Ok(0),
-                },
-            };
-            if let Err(e) = r {
-                shared
-                    .state
-                    .lock()
-                    .unwrap()
-                    .errors
-                    .push(format!("{dir:?} send: {e}"));
+        match verdict {
+            Verdict::Forward => send(shared, dir, to, data),
+            Verdict::Drop => {}
+            Verdict::Duplicate => {
+                send(shared, dir, to, data);
+                send(shared, dir, to, data);
             }
+            Verdict::Delay(d) => held.push((Instant::now() + d, data.to_vec())),
         }
         {
             let mut st = shared.state.lock().unwrap();
@@ -315,5 +335,57 @@ fn pump(shared: &Shared, dir: Direction, from: &UdpSocket, to: &UdpSocket) {
             });
         }
         shared.cond.notify_all();
+    }
+}
+
+/// A lossy, duplicating, reordering network, reproducible from its seed:
+/// each datagram, in either direction, is dropped with probability
+/// `loss`, else duplicated with `duplicate`, else delayed by a uniform
+/// `delay` (so that later ones overtake it) with `reorder`.
+#[derive(Clone, Copy, Debug)]
+pub struct Impairment {
+    pub loss: f64,
+    pub duplicate: f64,
+    pub reorder: f64,
+    pub delay: (Duration, Duration),
+    pub seed: u64,
+}
+
+impl Impairment {
+    /// The network: 20 % loss, 10 % duplication, 20 % reordering
+    /// by 5–50 ms.
+    pub fn harsh(seed: u64) -> Self {
+        Impairment {
+            loss: 0.2,
+            duplicate: 0.1,
+            reorder: 0.2,
+            delay: (Duration::from_millis(5), Duration::from_millis(50)),
+            seed,
+        }
+    }
+
+    /// The filter implementing it (one generator for both directions).
+    pub fn filter(self) -> impl FnMut(Direction, usize, &[u8]) -> Verdict + Send {
+        let mut state = self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let mut uniform = move || {
+            // xorshift64*
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        move |_, _, _| {
+            let x = uniform();
+            if x < self.loss {
+                Verdict::Drop
+            } else if x < self.loss + self.duplicate {
+                Verdict::Duplicate
+            } else if x < self.loss + self.duplicate + self.reorder {
+                let (lo, hi) = self.delay;
+                Verdict::Delay(lo + (hi - lo).mul_f64(uniform()))
+            } else {
+                Verdict::Forward
+            }
+        }
     }
 }
