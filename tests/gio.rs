@@ -13,3 +13,5 @@ mod database;
 mod dtls_client;
 #[path = "gio/dtls_errors.rs"]
 mod dtls_errors;
+#[path = "gio/reentry.rs"]
+mod reentry;
