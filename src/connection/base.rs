@@ -389,17 +389,15 @@ unsafe impl Send for Connection {}
 #[allow(unsafe_code)]
 unsafe impl Sync for Connection {}
 
-/// A certificate's chain and private key, read without any lock held (the
+/// A client certificate's chain (leaf first) and private key.
+type Material = (
+    Vec<openssl::x509::X509>,
+    openssl::pkey::PKey<openssl::pkey::Private>,
+);
+
+/// Reads a certificate's [`Material`] without any lock held (the
 /// certificate may be of an application's class).
-fn certificate_material(
-    cert: &gio::TlsCertificate,
-) -> Result<
-    (
-        Vec<openssl::x509::X509>,
-        openssl::pkey::PKey<openssl::pkey::Private>,
-    ),
-    glib::Error,
-> {
+fn certificate_material(cert: &gio::TlsCertificate) -> Result<Material, glib::Error> {
     let chain = crate::certificate::chain_of(cert)?;
     let key = cert
         .downcast_ref::<crate::Certificate>()
@@ -417,13 +415,7 @@ fn certificate_material(
     Ok((chain, key))
 }
 
-fn set_engine_certificate(
-    engine: &mut Engine,
-    (chain, key): &(
-        Vec<openssl::x509::X509>,
-        openssl::pkey::PKey<openssl::pkey::Private>,
-    ),
-) -> Result<(), glib::Error> {
+fn set_engine_certificate(engine: &mut Engine, (chain, key): &Material) -> Result<(), glib::Error> {
     engine
         .set_client_certificate(&chain[0], key, &chain[1..])
         .map_err(super::core::engine_error)
