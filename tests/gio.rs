@@ -21,5 +21,7 @@ mod hostile;
 mod identity;
 #[path = "gio/loss.rs"]
 mod loss;
+#[path = "gio/reentry.rs"]
+mod reentry;
 #[path = "gio/time_limits.rs"]
 mod time_limits;

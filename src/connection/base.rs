@@ -124,6 +124,12 @@ impl Connection {
             )
         };
         core.start_handshake_clock(timing.handshake());
+        // Reading the certificate may run application code (a
+        // GTlsCertificate of another class): before the engine is locked.
+        let material = match &certificate {
+            Some(cert) if self.role() == Role::Client => Some(certificate_material(cert)?),
+            _ => None,
+        };
         let mut engine = core.engine();
         engine.set_mtu(mtu).map_err(super::core::engine_error)?;
         engine.set_retransmit_timeouts(timing.retransmit(), timing.max_retransmit());
@@ -143,8 +149,8 @@ impl Connection {
                     .set_alpn_protocols(&names)
                     .map_err(super::core::engine_error)?;
             }
-            if let Some(cert) = &certificate {
-                set_engine_certificate(&mut engine, cert)?;
+            if let Some(material) = &material {
+                set_engine_certificate(&mut engine, material)?;
             } else if interaction {
                 engine.pause_on_certificate_request();
             }
@@ -160,11 +166,14 @@ impl Connection {
     ) -> Result<(), glib::Error> {
         let interaction = self.settings().interaction.clone();
         if let Some(interaction) = interaction {
-            let handled = crate::iface::interaction::request_certificate(
-                &interaction,
-                self.upcast_ref(),
-                cancellable,
-            )?;
+            let handled = {
+                let _calling = core.calling("GTlsInteraction request_certificate");
+                crate::iface::interaction::request_certificate(
+                    &interaction,
+                    self.upcast_ref(),
+                    cancellable,
+                )?
+            };
             glib::g_debug!(
                 crate::LOG_DOMAIN,
                 "{:?}: interaction request_certificate handled={}",
@@ -192,6 +201,10 @@ impl Connection {
             );
         };
         let conn = self.clone();
+        let _calling = self
+            .core()
+            .ok()
+            .map(|core| core.calling("GTlsInteraction request_certificate_async"));
         crate::iface::interaction::request_certificate_async(
             &interaction,
             self.upcast_ref(),
@@ -209,7 +222,8 @@ impl Connection {
     fn use_requested_certificate(&self, core: &Core) -> Result<(), glib::Error> {
         let cert = self.settings().certificate.clone();
         if let Some(cert) = cert {
-            set_engine_certificate(&mut core.engine(), &cert)?;
+            let material = certificate_material(&cert)?;
+            set_engine_certificate(&mut core.engine(), &material)?;
         }
         Ok(())
     }
@@ -222,7 +236,7 @@ impl Connection {
         cancellable: Option<&gio::Cancellable>,
     ) -> Result<(), glib::Error> {
         let core = self.core()?;
-        let driver = match core.claim_handshake(deadline)? {
+        let driver = match core.claim_handshake(deadline, cancellable)? {
             Claim::Finished(r) => return r,
             Claim::Drive(d) => d,
         };
@@ -300,6 +314,7 @@ impl Connection {
             r.ciphersuite_name = cipher;
             r.accepted_cas = cas;
         }
+        let _calling = core.calling("notify");
         for p in [
             "negotiated-protocol",
             "protocol-version",
@@ -316,8 +331,11 @@ impl Connection {
     /// Announces the verification's outcome; a rejected peer is told with
     /// close_notify, so it does not wait for data that never comes.
     fn conclude(&self, verdict: Result<(), glib::Error>) -> Result<(), glib::Error> {
-        self.notify("peer-certificate");
-        self.notify("peer-certificate-errors");
+        {
+            let _calling = self.core().ok().map(|core| core.calling("notify"));
+            self.notify("peer-certificate");
+            self.notify("peer-certificate-errors");
+        }
         if let Err(e) = &verdict {
             glib::g_debug!(
                 crate::LOG_DOMAIN,
@@ -416,10 +434,15 @@ unsafe impl Send for Connection {}
 #[allow(unsafe_code)]
 unsafe impl Sync for Connection {}
 
-fn set_engine_certificate(
-    engine: &mut Engine,
-    cert: &gio::TlsCertificate,
-) -> Result<(), glib::Error> {
+/// A client certificate's chain (leaf first) and private key.
+type Material = (
+    Vec<openssl::x509::X509>,
+    openssl::pkey::PKey<openssl::pkey::Private>,
+);
+
+/// Reads a certificate's [`Material`] without any lock held (the
+/// certificate may be of an application's class).
+fn certificate_material(cert: &gio::TlsCertificate) -> Result<Material, glib::Error> {
     let chain = crate::certificate::chain_of(cert)?;
     let key = cert
         .downcast_ref::<crate::Certificate>()
@@ -434,8 +457,12 @@ fn set_engine_certificate(
                 "The certificate has no private key",
             )
         })?;
+    Ok((chain, key))
+}
+
+fn set_engine_certificate(engine: &mut Engine, (chain, key): &Material) -> Result<(), glib::Error> {
     engine
-        .set_client_certificate(&chain[0], &key, &chain[1..])
+        .set_client_certificate(&chain[0], key, &chain[1..])
         .map_err(super::core::engine_error)
 }
 

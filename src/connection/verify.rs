@@ -85,10 +85,12 @@ impl Request {
 
     fn verify_sync(
         &self,
+        conn: &Connection,
         peer: &gio::TlsCertificate,
         cancellable: Option<&gio::Cancellable>,
     ) -> Option<Result<gio::TlsCertificateFlags, glib::Error>> {
         let db = self.database.as_ref()?;
+        let _calling = calling(conn, "GTlsDatabase verify_chain");
         Some(db.verify_chain(
             peer,
             self.purpose,
@@ -161,8 +163,12 @@ fn decide(
         conn.as_ptr(),
         errors
     );
-    // No lock is held here: handlers may call back into the connection.
-    let accepted: bool = conn.emit_by_name("accept-certificate", &[peer, &errors]);
+    // No lock is held here: handlers may call back into the connection
+    // (another thread waits for the handshake; this one gets an error).
+    let accepted: bool = {
+        let _calling = calling(conn, "accept-certificate");
+        conn.emit_by_name("accept-certificate", &[peer, &errors])
+    };
     if accepted {
         Ok(())
     } else {
@@ -198,7 +204,7 @@ pub(crate) fn verify_peer(
     let Some(peer) = peer else {
         return no_certificate(req.role);
     };
-    let (errors, detail) = req.flags(conn, peer, req.verify_sync(peer, cancellable))?;
+    let (errors, detail) = req.flags(conn, peer, req.verify_sync(conn, peer, cancellable))?;
     decide(conn, peer, errors, detail)
 }
 
@@ -218,6 +224,7 @@ pub(crate) fn verify_peer_async<F: FnOnce(Result<(), glib::Error>) + 'static>(
     let db = req.database.clone().expect("may block implies a database");
     let (purpose, identity, interaction) =
         (req.purpose, req.identity.clone(), req.interaction.clone());
+    let _calling = calling(conn, "GTlsDatabase verify_chain_async");
     let conn = conn.clone();
     db.verify_chain_async(
         &peer.clone(),
@@ -233,6 +240,12 @@ pub(crate) fn verify_peer_async<F: FnOnce(Result<(), glib::Error>) + 'static>(
             done(verdict)
         },
     );
+}
+
+/// Marks the handshake as running application code (see
+/// [`super::core::Core::calling`]).
+fn calling<'a>(conn: &'a Connection, what: &'static str) -> Option<super::core::Calling<'a>> {
+    conn.core().ok().map(|core| core.calling(what))
 }
 
 /// A readable list of certificate flags.
