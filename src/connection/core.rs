@@ -111,6 +111,10 @@ pub fn engine_error(e: EngineError) -> glib::Error {
     use gio::IOErrorEnum as Io;
     match e {
         EngineError::Handshake(m) => error::tls(gio::TlsError::Handshake, format!("DTLS handshake failed: {m}")),
+        EngineError::CertificateRequired(m) => error::tls(
+            gio::TlsError::CertificateRequired,
+            format!("DTLS handshake failed: {m}"),
+        ),
         EngineError::TimedOut(m) => error::io(Io::TimedOut, format!("DTLS handshake timed out: {m}")),
         EngineError::Protocol(m) => error::tls(gio::TlsError::Misc, format!("DTLS protocol error: {m}")),
         EngineError::NotConnected => error::io(Io::WouldBlock, "The DTLS handshake is not complete"),
