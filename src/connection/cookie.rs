@@ -3,10 +3,12 @@
 //! so a ClientHello from a spoofed address costs it one datagram.
 //!
 //! The cookie is HMAC-SHA256 over what binds it to the peer — its address,
-//! when the base socket knows it — and the ClientHello's random (the same
-//! in both ClientHellos of an exchange), under a process-wide secret that
-//! is replaced every [`ROTATION`]; a cookie made under the previous secret
-//! still verifies, so no exchange breaks at a rotation.
+//! when the base socket knows it, and a random nonce of the connection —
+//! under a process-wide secret that is replaced every [`ROTATION`]; a
+//! cookie made under the previous secret still verifies, so no exchange
+//! breaks at a rotation. (OpenSSL 3.0 asks for the cookie before it has
+//! parsed the first ClientHello's random, so the ClientHello itself cannot
+//! be bound; a cookie is only good for the connection that made it.)
 #![forbid(unsafe_code)]
 
 use std::sync::Mutex;
@@ -51,32 +53,39 @@ fn secrets() -> Vec<[u8; 32]> {
     std::iter::once(s.current).chain(s.previous).collect()
 }
 
-fn mac(secret: &[u8; 32], peer: &[u8], client_random: &[u8]) -> Option<[u8; LEN]> {
+fn mac(secret: &[u8; 32], peer: &[u8]) -> Option<[u8; LEN]> {
     let key = PKey::hmac(secret).ok()?;
     let mut signer = Signer::new(MessageDigest::sha256(), &key).ok()?;
-    // Length-prefixed, so (peer, random) pairs cannot collide.
-    signer.update(&(peer.len() as u32).to_be_bytes()).ok()?;
     signer.update(peer).ok()?;
-    signer.update(client_random).ok()?;
     let mut out = [0u8; LEN];
     signer.sign(&mut out).ok()?;
     Some(out)
 }
 
-/// Writes the cookie for this peer and ClientHello into `out`; its length.
-pub fn generate(peer: &[u8], client_random: &[u8], out: &mut [u8]) -> Option<usize> {
-    let cookie = mac(&secrets()[0], peer, client_random)?;
+/// Writes the cookie for `peer` (what binds it: nonce and address) into
+/// `out`; its length.
+pub fn generate(peer: &[u8], out: &mut [u8]) -> Option<usize> {
+    let cookie = mac(&secrets()[0], peer)?;
     out.get_mut(..LEN)?.copy_from_slice(&cookie);
     Some(LEN)
 }
 
-/// Whether `cookie` was made by [`generate`] for this peer and ClientHello
-/// under the current or the previous secret.
-pub fn verify(peer: &[u8], client_random: &[u8], cookie: &[u8]) -> bool {
+/// Whether `cookie` was made by [`generate`] for `peer` under the current
+/// or the previous secret.
+pub fn verify(peer: &[u8], cookie: &[u8]) -> bool {
     cookie.len() == LEN
         && secrets()
             .iter()
-            .any(|s| mac(s, peer, client_random).is_some_and(|m| openssl::memcmp::eq(&m, cookie)))
+            .any(|s| mac(s, peer).is_some_and(|m| openssl::memcmp::eq(&m, cookie)))
+}
+
+/// What a cookie binds: a fresh random nonce (so a cookie is good for one
+/// connection only) followed by `address` (empty when unknown).
+pub fn binding(address: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; 16];
+    openssl::rand::rand_bytes(&mut b).expect("OpenSSL's random generator");
+    b.extend_from_slice(address);
+    b
 }
 
 #[cfg(test)]
@@ -84,20 +93,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cookies_bind_peer_and_random() {
+    fn cookies_bind_their_connection_and_peer() {
+        let peer = binding(b"10.0.0.1:5684");
         let mut c = [0u8; 255];
-        let n = generate(b"10.0.0.1:5684", &[7; 32], &mut c).unwrap();
+        let n = generate(&peer, &mut c).unwrap();
         assert_eq!(n, LEN);
-        assert!(verify(b"10.0.0.1:5684", &[7; 32], &c[..n]));
-        assert!(!verify(b"10.0.0.2:5684", &[7; 32], &c[..n]));
-        assert!(!verify(b"10.0.0.1:5684", &[8; 32], &c[..n]));
-        assert!(!verify(b"10.0.0.1:5684", &[7; 32], &c[..n - 1]));
+        assert!(verify(&peer, &c[..n]));
+        let mut other_address = peer.clone();
+        *other_address.last_mut().unwrap() = b'5';
+        assert!(!verify(&other_address, &c[..n]));
+        assert!(
+            !verify(&binding(b"10.0.0.1:5684"), &c[..n]),
+            "another connection"
+        );
+        assert!(!verify(&peer, &c[..n - 1]));
         let mut forged = c;
         forged[0] ^= 1;
-        assert!(!verify(b"10.0.0.1:5684", &[7; 32], &forged[..n]));
-        assert!(
-            generate(b"x", &[0; 32], &mut [0u8; 16]).is_none(),
-            "too small"
-        );
+        assert!(!verify(&peer, &forged[..n]));
+        assert!(generate(&peer, &mut [0u8; 16]).is_none(), "too small");
     }
 }

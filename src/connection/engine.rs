@@ -185,13 +185,9 @@ fn server_builder(config: &ContextConfig) -> Result<SslContextBuilder, EngineErr
         select_alpn(ours, client).ok_or(AlpnError::NOACK)
     });
     builder.set_cookie_generate_cb(|ssl, out| {
-        let (peer, random) = cookie_input(ssl);
-        super::cookie::generate(&peer, &random, out).ok_or_else(ErrorStack::get)
+        super::cookie::generate(cookie_binding(ssl), out).ok_or_else(ErrorStack::get)
     });
-    builder.set_cookie_verify_cb(|ssl, cookie| {
-        let (peer, random) = cookie_input(ssl);
-        super::cookie::verify(&peer, &random, cookie)
-    });
+    builder.set_cookie_verify_cb(|ssl, cookie| super::cookie::verify(cookie_binding(ssl), cookie));
     Ok(builder)
 }
 
@@ -199,7 +195,8 @@ fn server_builder(config: &ContextConfig) -> Result<SslContextBuilder, EngineErr
 #[derive(Debug, Default)]
 struct ServerSettings {
     alpn: Vec<Vec<u8>>,
-    /// What the cookie binds to besides the ClientHello (the peer's address).
+    /// What the cookie binds: a nonce of the connection and the peer's
+    /// address (`cookie::binding`).
     cookie_peer: Vec<u8>,
 }
 
@@ -209,14 +206,9 @@ fn server_index() -> openssl::ex_data::Index<Ssl, ServerSettings> {
     *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex_data index"))
 }
 
-fn cookie_input(ssl: &SslRef) -> (Vec<u8>, [u8; 32]) {
-    let peer = ssl
-        .ex_data(server_index())
-        .map(|s| s.cookie_peer.clone())
-        .unwrap_or_default();
-    let mut random = [0u8; 32];
-    ssl.client_random(&mut random);
-    (peer, random)
+fn cookie_binding(ssl: &SslRef) -> &[u8] {
+    ssl.ex_data(server_index())
+        .map_or(&[][..], |s| s.cookie_peer.as_slice())
 }
 
 fn x509_names(ders: &[Vec<u8>]) -> Result<Stack<X509Name>, EngineError> {
@@ -661,9 +653,9 @@ impl Engine {
 
     /// Server (on [`shared_server_context`]): answer a ClientHello without a
     /// valid cookie with a HelloVerifyRequest (see `cookie.rs`); the cookie
-    /// binds `peer` (e.g. the client's address) and the ClientHello.
-    pub fn set_cookie_exchange(&mut self, peer: &[u8]) {
-        self.server_settings().cookie_peer = peer.to_vec();
+    /// binds this connection and `address` (the client's, if known).
+    pub fn set_cookie_exchange(&mut self, address: &[u8]) {
+        self.server_settings().cookie_peer = super::cookie::binding(address);
         ossl::set_options(self.ssl_mut(), SslOptions::COOKIE_EXCHANGE);
     }
 
