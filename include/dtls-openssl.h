@@ -62,12 +62,42 @@ G_DECLARE_DERIVABLE_TYPE (DtlsOpensslConnection, dtls_openssl_connection, DTLS_O
  * DtlsOpensslConnectionClass:
  * @parent_class: the parent class
  *
- * The class of [class@DtlsOpenssl.Connection] (no virtual methods).
+ * The class of [class@DtlsOpenssl.Connection]. Its role's hooks are
+ * private: the class cannot be subclassed from C.
  */
 struct _DtlsOpensslConnectionClass
 {
   GObjectClass parent_class;
+  /*< private >*/
+  gconstpointer hooks;
 };
+
+/**
+ * DtlsOpensslConnection:retransmit-timeout:
+ *
+ * When a handshake flight is first retransmitted, in milliseconds (RFC
+ * 6347's 1000 by default, or `DTLS_OPENSSL_RETRANSMIT_TIMEOUT_MS`); each
+ * retransmission doubles the wait up to
+ * [property@DtlsOpenssl.Connection:max-retransmit-timeout]. Set before the
+ * handshake.
+ */
+
+/**
+ * DtlsOpensslConnection:max-retransmit-timeout:
+ *
+ * The largest wait between two retransmissions of a flight, in
+ * milliseconds (6000 by default, or
+ * `DTLS_OPENSSL_MAX_RETRANSMIT_TIMEOUT_MS`). Set before the handshake.
+ */
+
+/**
+ * DtlsOpensslConnection:handshake-timeout:
+ *
+ * The handshake fails with %G_IO_ERROR_TIMED_OUT when it has not completed
+ * this many milliseconds after it started (60000 by default, or
+ * `DTLS_OPENSSL_HANDSHAKE_TIMEOUT_MS`); 0 for no limit. Set before the
+ * handshake.
+ */
 
 /**
  * DtlsOpensslClientConnection:
@@ -77,6 +107,29 @@ struct _DtlsOpensslConnectionClass
 #define DTLS_OPENSSL_TYPE_CLIENT_CONNECTION (dtls_openssl_client_connection_get_type ())
 DTLS_OPENSSL_API
 G_DECLARE_FINAL_TYPE (DtlsOpensslClientConnection, dtls_openssl_client_connection, DTLS_OPENSSL, CLIENT_CONNECTION, DtlsOpensslConnection)
+
+/**
+ * DtlsOpensslServerConnection:
+ *
+ * A DTLS server: [iface@Gio.DtlsServerConnection] on OpenSSL, for the one
+ * peer its base socket carries (a UDP [class@Gio.Socket] connected to the
+ * client, or any [iface@Gio.DatagramBased] of one peer's datagrams).
+ */
+#define DTLS_OPENSSL_TYPE_SERVER_CONNECTION (dtls_openssl_server_connection_get_type ())
+DTLS_OPENSSL_API
+G_DECLARE_FINAL_TYPE (DtlsOpensslServerConnection, dtls_openssl_server_connection, DTLS_OPENSSL, SERVER_CONNECTION, DtlsOpensslConnection)
+
+/**
+ * DtlsOpensslServerConnection:cookie-exchange:
+ *
+ * Whether a ClientHello without a valid cookie is answered with a
+ * HelloVerifyRequest (RFC 6347 section 4.2.1), so that a ClientHello from a
+ * spoofed address costs one small datagram. On by default; turn it off
+ * only where the transport already proves the peer's address (ICE).
+ * Cookies are stateless: an HMAC under a rotating process secret over the
+ * connection and, when the base socket is a connected
+ * [class@Gio.Socket], the client's address.
+ */
 
 /**
  * dtls_openssl_register_backend:
@@ -115,6 +168,28 @@ DTLS_OPENSSL_API
 DtlsOpensslClientConnection *dtls_openssl_client_connection_new (GDatagramBased      *base_socket,
                                                                  GSocketConnectable  *server_identity,
                                                                  GError             **error);
+
+/**
+ * dtls_openssl_server_connection_new:
+ * @base_socket: the datagram-based connection to wrap, typically a UDP
+ *   [class@Gio.Socket] connected to the client
+ * @certificate: (nullable): the server's certificate, with its private key
+ *   (a server without one fails its handshake)
+ * @error: return location for a #GError
+ *
+ * Creates a DTLS server over @base_socket, as g_dtls_server_connection_new()
+ * does when this backend is GIO's default. Set
+ * [property@Gio.DtlsServerConnection:authentication-mode] to ask for a
+ * client certificate; it is verified through the connection's database for
+ * the client purpose, and [signal@Gio.DtlsConnection::accept-certificate]
+ * decides on errors (alone when the database is %NULL: pinning).
+ *
+ * Returns: (transfer full): the new connection, or %NULL on error
+ */
+DTLS_OPENSSL_API
+DtlsOpensslServerConnection *dtls_openssl_server_connection_new (GDatagramBased   *base_socket,
+                                                                 GTlsCertificate  *certificate,
+                                                                 GError          **error);
 
 /**
  * dtls_openssl_connection_send_bytes:

@@ -1,4 +1,5 @@
-//! `dtls_openssl_client_connection_new` and the `dtls_openssl_connection_*`
+//! `dtls_openssl_client_connection_new`, `dtls_openssl_server_connection_new`
+//! and the `dtls_openssl_connection_*`
 //! extras: bytes send/receive (sync and async), MTU, payload size, keying
 //! material.
 
@@ -7,6 +8,7 @@ use std::ffi::{c_char, c_int};
 use crate::iface::cancellable;
 use gio::ffi::{
     GAsyncReadyCallback, GAsyncResult, GCancellable, GDatagramBased, GSocketConnectable,
+    GTlsCertificate,
 };
 use glib::ffi::{gboolean, gpointer, GBytes, GError};
 use glib::prelude::*;
@@ -15,9 +17,11 @@ use glib::translate::*;
 use crate::client::ClientConnection;
 use crate::connection::Connection;
 use crate::iface::task::{self, Completion};
+use crate::server::ServerConnection;
 
 type CConnection = <Connection as glib::object::ObjectType>::GlibType;
 type CClient = <ClientConnection as glib::object::ObjectType>::GlibType;
+type CServer = <ServerConnection as glib::object::ObjectType>::GlibType;
 
 fn is_a(ptr: gpointer, ty: glib::Type) -> bool {
     // SAFETY: g_type_check_instance_is_a accepts any non-NULL instance
@@ -72,21 +76,66 @@ pub unsafe extern "C" fn dtls_openssl_client_connection_new(
         "error == NULL || *error == NULL",
         std::ptr::null_mut()
     );
-    let result = crate::iface::guard(
-        "dtls_openssl_client_connection_new",
-        Err(crate::iface::internal_error()),
-        || {
-            // SAFETY: both checked above.
-            let (base, identity): (gio::DatagramBased, Option<gio::SocketConnectable>) =
-                unsafe { (from_glib_none(base_socket), from_glib_none(server_identity)) };
-            ClientConnection::new(&base, identity.as_ref())
-        },
-    );
+    let build = || {
+        // SAFETY: both checked above.
+        let (base, identity): (gio::DatagramBased, Option<gio::SocketConnectable>) =
+            unsafe { (from_glib_none(base_socket), from_glib_none(server_identity)) };
+        ClientConnection::new(&base, identity.as_ref())
+    };
     // SAFETY: `error` checked above.
+    unsafe { construct("dtls_openssl_client_connection_new", error, build) }
+}
+
+/// A constructor's end: runs `build` behind the panic guard and returns the
+/// new object, or NULL with `error` set.
+///
+/// # Safety
+/// `error` is NULL or points at a NULL `GError *`.
+unsafe fn construct<T: glib::object::ObjectType>(
+    func: &'static str,
+    error: *mut *mut GError,
+    build: impl FnOnce() -> Result<T, glib::Error>,
+) -> *mut T::GlibType {
+    let result = crate::iface::guard(func, Err(crate::iface::internal_error()), build);
+    // SAFETY: per the contract.
     match unsafe { crate::iface::set_error(result.map(Some), error, None) } {
         Some(c) => c.into_glib_ptr(),
         None => std::ptr::null_mut(),
     }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn dtls_openssl_server_connection_new(
+    base_socket: *mut GDatagramBased,
+    certificate: *mut GTlsCertificate,
+    error: *mut *mut GError,
+) -> *mut CServer {
+    return_val_if_fail!(
+        "dtls_openssl_server_connection_new",
+        is_a(base_socket as gpointer, gio::DatagramBased::static_type()),
+        "G_IS_DATAGRAM_BASED (base_socket)",
+        std::ptr::null_mut()
+    );
+    return_val_if_fail!(
+        "dtls_openssl_server_connection_new",
+        certificate.is_null() || is_a(certificate as gpointer, gio::TlsCertificate::static_type()),
+        "certificate == NULL || G_IS_TLS_CERTIFICATE (certificate)",
+        std::ptr::null_mut()
+    );
+    return_val_if_fail!(
+        "dtls_openssl_server_connection_new",
+        error_ok(error),
+        "error == NULL || *error == NULL",
+        std::ptr::null_mut()
+    );
+    let build = || {
+        // SAFETY: both checked above.
+        let (base, certificate): (gio::DatagramBased, Option<gio::TlsCertificate>) =
+            unsafe { (from_glib_none(base_socket), from_glib_none(certificate)) };
+        ServerConnection::new(&base, certificate.as_ref())
+    };
+    // SAFETY: `error` checked above.
+    unsafe { construct("dtls_openssl_server_connection_new", error, build) }
 }
 
 #[unsafe(no_mangle)]

@@ -25,6 +25,10 @@ get_type!(
     dtls_openssl_client_connection_get_type,
     crate::ClientConnection
 );
+get_type!(
+    dtls_openssl_server_connection_get_type,
+    crate::ServerConnection
+);
 
 /// Registers the `dtls-openssl` TLS backend with GIO for a program that
 /// links the library directly (no module directory needed).
