@@ -1,14 +1,17 @@
 //! Tests of the DTLS test infrastructure itself (tests/common/{peers,
-//! echo_peer,relay,strict_socket}.rs) against real peers. No GIO TLS here:
-//! only the helpers the DTLS client tests build on.
+//! echo_peer,relay,strict_socket,gio_peer}.rs) against real peers. No GIO
+//! TLS of ours here: only the helpers the DTLS tests build on (gio-peer
+//! runs glib-networking's GnuTLS backend in its own process).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::echo_peer::{self, EchoPeer, EchoPeerOpts, RawClient, RawClientOpts};
+use common::gio_peer::{GioPeer, GioPeerOpts};
 use common::peers::{
-    self, ClientCert, GnutlsServer, GnutlsServerOpts, OpensslServer, OpensslServerOpts, Stream,
+    self, ClientCert, GnutlsClient, GnutlsClientOpts, GnutlsServer, GnutlsServerOpts, MsgDir,
+    OpensslClient, OpensslClientOpts, OpensslServer, OpensslServerOpts, Stream,
 };
 use common::relay::{Direction, Relay, Verdict};
 use common::strict_socket::{SendMode, StrictSocket};
@@ -533,4 +536,371 @@ fn raw_openssl_baseline() {
     let (h, r) = (echo_peer::median(&mut hs), echo_peer::median(&mut rt));
     println!("raw OpenSSL DTLS 1.2 loopback (ECDSA P-256, no verification): handshake median {h:?} (min {:?}, max {:?}); 1000-byte echo round trip median {r:?} (min {:?}, max {:?}) over {RUNS} runs", hs[0], hs[RUNS - 1], rt[0], rt[RUNS - 1]);
     peer.wait(T, |l| l.handshakes() == RUNS + 1).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// OpensslClient, GnutlsClient, gio-peer
+
+fn ok_exit(status: std::process::ExitStatus, what: &str) {
+    assert!(status.success(), "{what} exited with {status}");
+}
+
+#[test]
+fn openssl_client_against_s_server_echo() {
+    let server = OpensslServer::start(
+        OpensslServerOpts::new(pki())
+            .client_cert(ClientCert::Require, &pki().join("ca.pem"))
+            .alpn("foo,bar")
+            .echo_prefix("echo:"),
+    );
+    let mut client = OpensslClient::start(
+        server.addr(),
+        OpensslClientOpts::default()
+            .verify(&pki().join("ca.pem"), "server.example.com")
+            .client_cert(&pki().join("client.pem"), &pki().join("client.key"))
+            .alpn("bar")
+            .msg(),
+    );
+    let line = client.wait_handshake(T).unwrap();
+    assert!(line.contains("TLSv1.2"), "{line}");
+    assert_eq!(client.verify_result(), Some((0, "ok".to_string())));
+    assert_eq!(client.verification(), Some(Ok(())));
+    assert_eq!(client.verify_error(), None);
+    assert_eq!(client.alpn().as_deref(), Some("bar"));
+    assert!(client
+        .cipher()
+        .is_some_and(|c| c.starts_with("ECDHE-ECDSA-")));
+    client.send_line("echo:hello s_server");
+    client.wait_data("echo:hello s_server", T).unwrap();
+    client.send_line("echo:second");
+    client.wait_data("echo:second", T).unwrap();
+    assert!(server
+        .client_cert_subject()
+        .is_some_and(|s| s.contains("client.example.com")));
+    // s_server sets SSL_OP_COOKIE_EXCHANGE for DTLS even without -listen.
+    assert!(
+        client.saw_hello_verify_request(),
+        "{:?}",
+        client.message_order()
+    );
+    let order = client.message_order();
+    assert_eq!(
+        order[..5],
+        [
+            ">>> ClientHello",
+            "<<< HelloVerifyRequest",
+            ">>> ClientHello",
+            "<<< ServerHello",
+            "<<< Certificate"
+        ],
+        "{order:?}"
+    );
+    assert!(
+        order.contains(&"<<< CertificateRequest".to_string()),
+        "{order:?}"
+    );
+    assert!(
+        order.contains(&">>> CertificateVerify".to_string()),
+        "{order:?}"
+    );
+    let status = client.stop(T).unwrap();
+    ok_exit(status, "s_client");
+    assert!(client.has_line("DONE"));
+}
+
+#[test]
+fn openssl_client_msg_shows_hello_verify_request_only_with_cookies() {
+    for cookies in [true, false] {
+        let mut opts = EchoPeerOpts::new(pki());
+        if cookies {
+            opts = opts.cookie_exchange();
+        }
+        let peer = EchoPeer::start(opts);
+        let mut client = OpensslClient::start(
+            peer.addr(),
+            OpensslClientOpts::default()
+                .verify(&pki().join("ca.pem"), "server.example.com")
+                .msg(),
+        );
+        client.wait_handshake(T).unwrap();
+        client.send_line("hello echo peer");
+        client.wait_data("hello echo peer", T).unwrap();
+        let order = client.message_order();
+        assert_eq!(client.saw_hello_verify_request(), cookies, "{order:?}");
+        if cookies {
+            assert_eq!(
+                order[..4],
+                [
+                    ">>> ClientHello",
+                    "<<< HelloVerifyRequest",
+                    ">>> ClientHello",
+                    "<<< ServerHello"
+                ],
+                "{order:?}"
+            );
+            // The second ClientHello carries the 16-byte cookie: its body
+            // is 16 bytes longer (DTLS handshake header: 3-byte length at 1).
+            let hellos: Vec<_> = client
+                .messages()
+                .into_iter()
+                .filter(|m| m.dir == MsgDir::Sent && m.handshake_type() == Some(1))
+                .collect();
+            let len = |h: &[u8]| u32::from_be_bytes([0, h[1], h[2], h[3]]);
+            assert_eq!(
+                len(&hellos[1].head),
+                len(&hellos[0].head) + 16,
+                "{hellos:?}"
+            );
+        } else {
+            assert_eq!(
+                order[..2],
+                [">>> ClientHello", "<<< ServerHello"],
+                "{order:?}"
+            );
+        }
+        ok_exit(client.stop(T).unwrap(), "s_client");
+        let log = peer.wait_finished(T).unwrap();
+        assert!(log.conns[0].closed_by_client, "{log:?}");
+        assert_eq!(log.conns[0].echoed, vec!["hello echo peer\n".len()]);
+    }
+}
+
+#[test]
+fn openssl_client_renegotiates() {
+    let server = OpensslServer::start(
+        OpensslServerOpts::new(pki())
+            .echo_prefix("echo:")
+            .arg("-client_renegotiation"),
+    );
+    let mut client = OpensslClient::start(
+        server.addr(),
+        OpensslClientOpts::default()
+            .verify(&pki().join("ca.pem"), "server.example.com")
+            .msg(),
+    );
+    client.wait_handshake(T).unwrap();
+    client.send_line("echo:before");
+    client.wait_data("echo:before", T).unwrap();
+    client.renegotiate(T).unwrap();
+    client.wait_renegotiated(1, T).unwrap();
+    let server_hellos = client
+        .messages()
+        .iter()
+        .filter(|m| m.dir == MsgDir::Received && m.handshake_type() == Some(2))
+        .count();
+    assert_eq!(server_hellos, 2, "{:?}", client.message_order());
+    client.send_line("echo:after");
+    client.wait_data("echo:after", T).unwrap();
+    ok_exit(client.stop(T).unwrap(), "s_client");
+}
+
+#[test]
+fn openssl_client_reports_verification_failure() {
+    let server = OpensslServer::start(OpensslServerOpts::new(pki()));
+    let mut client = OpensslClient::start(
+        server.addr(),
+        OpensslClientOpts::default().verify(&pki().join("ca.pem"), "wrong.example.com"),
+    );
+    let err = client.wait_handshake(T).unwrap_err();
+    assert!(err.contains("handshake failed"), "{err}");
+    let status = client.wait_exit(T).unwrap();
+    assert!(!status.success());
+    let e = client.verify_error().expect("a verify error line");
+    assert!(e.contains("hostname mismatch"), "{e}");
+    assert_eq!(
+        client.verification(),
+        Some(Err("hostname mismatch".to_string()))
+    );
+    // The session block's verify result is not set on that path.
+    assert_eq!(client.verify_result(), Some((0, "ok".to_string())));
+}
+
+#[test]
+fn gnutls_client_against_gnutls_serv() {
+    let server = GnutlsServer::start(
+        GnutlsServerOpts::new(pki())
+            .require_client_cert(&pki().join("ca.pem"))
+            .alpn("foo"),
+    );
+    let mut client = GnutlsClient::start(
+        server.addr(),
+        GnutlsClientOpts::new(pki())
+            .client_cert(&pki().join("client.pem"), &pki().join("client.key"))
+            .alpn("foo"),
+    );
+    client.wait_handshake(T).unwrap();
+    assert_eq!(client.alpn().as_deref(), Some("foo"));
+    assert_eq!(
+        client.status().as_deref(),
+        Some("The certificate is trusted.")
+    );
+    assert!(client
+        .description()
+        .is_some_and(|d| d.starts_with("(DTLS1.2-X.509)")));
+    assert!(client
+        .peer_subject()
+        .is_some_and(|s| s.starts_with("CN=server.example.com")));
+    client.send_line("hello gnutls-serv");
+    client.wait_data("hello gnutls-serv", T).unwrap();
+    ok_exit(client.stop(T).unwrap(), "gnutls-cli");
+}
+
+#[test]
+fn gnutls_client_reports_name_mismatch() {
+    let server = GnutlsServer::start(GnutlsServerOpts::new(pki()));
+    let mut client = GnutlsClient::start(
+        server.addr(),
+        GnutlsClientOpts::new(pki()).verify_hostname("wrong.example.com"),
+    );
+    // "*** PKI verification …" (stdout) or "*** Fatal error: Error in the
+    // certificate." (stderr), whichever pipe is read first.
+    let line = client.wait_handshake_failure(T).unwrap();
+    assert!(line.starts_with("*** "), "{line}");
+    assert!(!client.wait_exit(T).unwrap().success());
+    assert!(client
+        .status()
+        .is_some_and(|s| s.contains("does not match the expected")));
+    assert!(client.has_line("*** Fatal error: Error in the certificate."));
+}
+
+#[test]
+fn gio_peer_gnutls_client_against_gnutls_serv() {
+    let server = GnutlsServer::start(
+        GnutlsServerOpts::new(pki())
+            .require_client_cert(&pki().join("ca.pem"))
+            .alpn("foo"),
+    );
+    let mut client = GioPeer::start(
+        GioPeerOpts::client(pki(), server.port())
+            .cert(&pki().join("client.pem"), &pki().join("client.key"))
+            .alpn("foo")
+            .echo(3),
+    );
+    let line = client.wait_handshake(T).unwrap();
+    assert!(line.contains("protocol=DTLS1.2"), "{line}");
+    assert_eq!(client.backend_type().as_deref(), Some("GTlsBackendGnutls"));
+    assert_eq!(
+        client.connection_type().as_deref(),
+        Some("GTlsClientConnectionGnutls")
+    );
+    assert_eq!(client.alpn().as_deref(), Some("foo"));
+    assert!(client
+        .peer_cert_subject()
+        .is_some_and(|s| s.ends_with("CN=server.example.com")));
+    client.wait_done(T).unwrap();
+    assert!(client.has_line("ECHO 3 10"));
+    server.wait_for("gio-peer 3", T).unwrap();
+}
+
+#[test]
+fn gio_peer_gnutls_client_rejects_wrong_identity() {
+    let server = GnutlsServer::start(GnutlsServerOpts::new(pki()));
+    let mut client = GioPeer::start(
+        GioPeerOpts::client(pki(), server.port())
+            .identity("wrong.example.com")
+            .echo(1),
+    );
+    let line = client.wait_error(T).unwrap();
+    assert!(
+        line.starts_with("ERROR handshake domain=g-tls-error-quark code=2 "),
+        "{line}"
+    );
+    // G_TLS_CERTIFICATE_BAD_IDENTITY
+    assert!(
+        client.has_line("PEER-CERT-ERRORS 0x2"),
+        "{}",
+        client.output()
+    );
+    assert_eq!(client.wait_exit(T).unwrap().code(), Some(1));
+}
+
+#[test]
+fn gio_peer_gnutls_server_against_gnutls_cli() {
+    let mut server = GioPeer::start(GioPeerOpts::server(pki()).alpn("foo").echo(2));
+    let mut client = GnutlsClient::start(server.addr(), GnutlsClientOpts::new(pki()).alpn("foo"));
+    client.wait_handshake(T).unwrap();
+    server.wait_handshake(T).unwrap();
+    assert_eq!(
+        server.connection_type().as_deref(),
+        Some("GTlsServerConnectionGnutls")
+    );
+    assert_eq!(server.alpn().as_deref(), Some("foo"));
+    assert_eq!(client.alpn().as_deref(), Some("foo"));
+    assert!(server.has_line("PEER-CERT none"));
+    client.send_line("one");
+    client.wait_data("one", T).unwrap();
+    client.send_line("two");
+    client.wait_data("two", T).unwrap();
+    server.wait_done(T).unwrap();
+    // The server closed with close_notify after its two echoes.
+    client
+        .wait_for("- Peer has closed the GnuTLS connection", T)
+        .unwrap();
+    client.stop(T).unwrap();
+}
+
+#[test]
+fn gio_peer_gnutls_server_with_client_cert_against_s_client() {
+    let mut server = GioPeer::start(
+        GioPeerOpts::server(pki())
+            .require_client_cert(&pki().join("ca.pem"))
+            .echo(1),
+    );
+    let mut client = OpensslClient::start(
+        server.addr(),
+        OpensslClientOpts::default()
+            .verify(&pki().join("ca.pem"), "server.example.com")
+            .client_cert(&pki().join("client.pem"), &pki().join("client.key")),
+    );
+    client.wait_handshake(T).unwrap();
+    server.wait_handshake(T).unwrap();
+    assert!(server.has_line("ACCEPT-CERTIFICATE errors=0x0 accepted"));
+    assert!(server
+        .peer_cert_subject()
+        .is_some_and(|s| s.ends_with("CN=client.example.com")));
+    assert!(server
+        .client_addr()
+        .is_some_and(|a| a.starts_with("127.0.0.1:")));
+    client.send_line("hello gio-peer");
+    client.wait_data("hello gio-peer", T).unwrap();
+    server.wait_done(T).unwrap();
+    // close_notify from the server ends s_client.
+    ok_exit(client.wait_exit(T).unwrap(), "s_client");
+}
+
+#[test]
+fn gio_peer_gnutls_server_requires_a_client_cert() {
+    let server = GioPeer::start(
+        GioPeerOpts::server(pki())
+            .require_client_cert(&pki().join("ca.pem"))
+            .echo(1),
+    );
+    let _client = OpensslClient::start(
+        server.addr(),
+        OpensslClientOpts::default().ca(&pki().join("ca.pem")),
+    );
+    let line = server.wait_error(T).unwrap();
+    assert!(
+        line.starts_with("ERROR handshake domain=g-tls-error-quark"),
+        "{line}"
+    );
+}
+
+#[test]
+fn gio_peer_gnutls_client_and_server() {
+    let mut server = GioPeer::start(
+        GioPeerOpts::server(pki())
+            .request_client_cert(&pki().join("ca.pem"))
+            .echo(4),
+    );
+    let mut client = GioPeer::start(
+        GioPeerOpts::client(pki(), server.port())
+            .cert(&pki().join("client.pem"), &pki().join("client.key"))
+            .echo(4),
+    );
+    client.wait_done(T).unwrap();
+    server.wait_done(T).unwrap();
+    assert!(server
+        .peer_cert_subject()
+        .is_some_and(|s| s.ends_with("CN=client.example.com")));
 }

@@ -162,8 +162,10 @@ pub fn new_cert(props: &[(&str, glib::Value)]) -> Result<gio::TlsCertificate, gl
     b.build(gio::Cancellable::NONE)
         .map(|o| o.downcast().unwrap())
 }
+pub mod cprog;
 pub mod dtls;
 pub mod echo_peer;
+pub mod gio_peer;
 pub mod peers;
 pub mod relay;
 pub mod strict_socket;
