@@ -64,6 +64,7 @@ test_types (void)
     { DTLS_OPENSSL_TYPE_CERTIFICATE, "DtlsOpensslCertificate" },
     { DTLS_OPENSSL_TYPE_CONNECTION, "DtlsOpensslConnection" },
     { DTLS_OPENSSL_TYPE_CLIENT_CONNECTION, "DtlsOpensslClientConnection" },
+    { DTLS_OPENSSL_TYPE_SERVER_CONNECTION, "DtlsOpensslServerConnection" },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (types); i++)
     {
@@ -79,6 +80,11 @@ test_types (void)
   g_assert_true (g_type_is_a (client, G_TYPE_DATAGRAM_BASED));
   g_assert_true (g_type_is_a (client, G_TYPE_INITABLE));
   g_assert_true (g_type_parent (client) == DTLS_OPENSSL_TYPE_CONNECTION);
+  GType server = DTLS_OPENSSL_TYPE_SERVER_CONNECTION;
+  g_assert_true (g_type_parent (server) == DTLS_OPENSSL_TYPE_CONNECTION);
+  g_assert_true (g_type_is_a (server, G_TYPE_DTLS_SERVER_CONNECTION));
+  g_assert_true (g_type_is_a (server, G_TYPE_DATAGRAM_BASED));
+  g_assert_true (g_type_is_a (server, G_TYPE_INITABLE));
   g_assert_true (g_type_is_a (DTLS_OPENSSL_TYPE_CONNECTION, G_TYPE_DTLS_CONNECTION));
   g_assert_true (g_type_is_a (DTLS_OPENSSL_TYPE_CONNECTION, G_TYPE_DATAGRAM_BASED));
   g_assert_true (g_type_is_a (DTLS_OPENSSL_TYPE_CERTIFICATE, G_TYPE_TLS_CERTIFICATE));
@@ -113,6 +119,7 @@ test_register_backend (void)
   g_assert_true (DTLS_OPENSSL_IS_BACKEND (backend));
   g_assert_true (g_tls_backend_supports_dtls (backend));
   g_assert_true (g_tls_backend_get_dtls_client_connection_type (backend) == DTLS_OPENSSL_TYPE_CLIENT_CONNECTION);
+  g_assert_true (g_tls_backend_get_dtls_server_connection_type (backend) == DTLS_OPENSSL_TYPE_SERVER_CONNECTION);
   g_assert_true (g_tls_backend_get_certificate_type (backend) == DTLS_OPENSSL_TYPE_CERTIFICATE);
 }
 
@@ -613,7 +620,43 @@ bad_export_error_set (void)
   g_object_unref (conn);
 }
 
+/* server_connection_new */
+
+static void
+bad_server_new_null_base (void)
+{
+  GError *error = NULL;
+  g_assert_null (dtls_openssl_server_connection_new (NULL, NULL, &error));
+  g_assert_no_error (error);
+}
+
+static void
+bad_server_new_wrong_certificate (void)
+{
+  GError *error = NULL;
+  GSocket *sock = udp_socket (9);
+  GObject *obj = g_object_new (G_TYPE_OBJECT, NULL);
+  g_assert_null (dtls_openssl_server_connection_new (G_DATAGRAM_BASED (sock), (GTlsCertificate *) obj, &error));
+  g_assert_no_error (error);
+  g_object_unref (obj);
+  g_object_unref (sock);
+}
+
+static void
+bad_server_new_error_set (void)
+{
+  GSocket *sock = udp_socket (9);
+  GError *error = preset_error ();
+  g_assert_null (dtls_openssl_server_connection_new (G_DATAGRAM_BASED (sock), NULL, &error));
+  check_preset_untouched (error);
+  g_object_unref (sock);
+}
+
 static const BadArgCase bad_arg_cases[] = {
+  { "server-new/null-base", bad_server_new_null_base, ASSERTION ("G_IS_DATAGRAM_BASED (base_socket)") },
+  { "server-new/wrong-certificate", bad_server_new_wrong_certificate,
+    ASSERTION ("certificate == NULL || G_IS_TLS_CERTIFICATE (certificate)") },
+  { "server-new/error-set", bad_server_new_error_set, ERROR_SET },
   { "client-new/null-base", bad_new_null_base, ASSERTION ("G_IS_DATAGRAM_BASED (base_socket)") },
   { "client-new/wrong-base", bad_new_wrong_base, ASSERTION ("G_IS_DATAGRAM_BASED (base_socket)") },
   { "client-new/wrong-identity", bad_new_wrong_identity,
@@ -1022,6 +1065,121 @@ test_peer_async (void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* Our client and our server in one process, through the header's API */
+
+static GSocket *
+bound_socket (void)
+{
+  GError *error = NULL;
+  GSocket *sock = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_DATAGRAM,
+                                G_SOCKET_PROTOCOL_UDP, &error);
+  g_assert_no_error (error);
+  GSocketAddress *any = g_inet_socket_address_new_from_string ("127.0.0.1", 0);
+  g_assert_true (g_socket_bind (sock, any, FALSE, &error));
+  g_assert_no_error (error);
+  g_object_unref (any);
+  return sock;
+}
+
+static void
+connect_to (GSocket *sock, GSocket *peer)
+{
+  GError *error = NULL;
+  GSocketAddress *addr = g_socket_get_local_address (peer, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_socket_connect (sock, addr, NULL, &error));
+  g_assert_no_error (error);
+  g_object_unref (addr);
+}
+
+typedef struct
+{
+  DtlsOpensslConnection *conn;
+  GError *error;
+} ServerRun;
+
+/* The server echoes one datagram (its handshake is implicit). */
+static gpointer
+serve_one (gpointer data)
+{
+  ServerRun *run = data;
+  GBytes *got = dtls_openssl_connection_receive_bytes (run->conn, 2048, 5 * G_USEC_PER_SEC, NULL, &run->error);
+  if (got)
+    {
+      dtls_openssl_connection_send_bytes (run->conn, got, -1, NULL, &run->error);
+      g_bytes_unref (got);
+    }
+  return NULL;
+}
+
+static void
+test_server_link (void)
+{
+  const char *pki = g_getenv ("DTLS_TEST_PKI");
+  if (!pki)
+    {
+      g_test_skip ("needs DTLS_TEST_PKI: run through tests/c/run-with-peer.sh");
+      return;
+    }
+  GError *error = NULL;
+  GSocket *a = bound_socket (), *b = bound_socket ();
+  connect_to (a, b);
+  connect_to (b, a);
+
+  char *path = g_build_filename (pki, "server-key.pem", NULL);
+  GTlsCertificate *cert = g_tls_certificate_new_from_file (path, &error);
+  g_assert_no_error (error);
+  g_free (path);
+  DtlsOpensslServerConnection *server =
+    dtls_openssl_server_connection_new (G_DATAGRAM_BASED (b), cert, &error);
+  g_assert_no_error (error);
+  g_assert_true (G_IS_DTLS_SERVER_CONNECTION (server));
+
+  GSocketConnectable *id = g_network_address_new ("server.example.com", 0);
+  DtlsOpensslClientConnection *client =
+    dtls_openssl_client_connection_new (G_DATAGRAM_BASED (a), id, &error);
+  g_assert_no_error (error);
+  path = g_build_filename (pki, "ca.pem", NULL);
+  GTlsDatabase *db = g_tls_file_database_new (path, &error);
+  g_assert_no_error (error);
+  g_free (path);
+  g_dtls_connection_set_database (G_DTLS_CONNECTION (client), db);
+
+  ServerRun run = { DTLS_OPENSSL_CONNECTION (server), NULL };
+  GThread *thread = g_thread_new ("server", serve_one, &run);
+  GBytes *hello = g_bytes_new_static ("hello, server", 13);
+  g_assert_true (dtls_openssl_connection_send_bytes (DTLS_OPENSSL_CONNECTION (client), hello, -1, NULL, &error));
+  g_assert_no_error (error);
+  GBytes *echo = dtls_openssl_connection_receive_bytes (DTLS_OPENSSL_CONNECTION (client), 2048,
+                                                        5 * G_USEC_PER_SEC, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (hello, echo));
+  g_thread_join (thread);
+  g_assert_no_error (run.error);
+
+  /* Both ends export the same keying material. */
+  GBytes *k1 = dtls_openssl_connection_export_keying_material (DTLS_OPENSSL_CONNECTION (client),
+                                                               "EXTRACTOR-dtls_srtp", NULL, 60, &error);
+  g_assert_no_error (error);
+  GBytes *k2 = dtls_openssl_connection_export_keying_material (DTLS_OPENSSL_CONNECTION (server),
+                                                               "EXTRACTOR-dtls_srtp", NULL, 60, &error);
+  g_assert_no_error (error);
+  g_assert_true (g_bytes_equal (k1, k2));
+
+  g_bytes_unref (k1);
+  g_bytes_unref (k2);
+  g_bytes_unref (hello);
+  g_bytes_unref (echo);
+  g_object_unref (client);
+  g_object_unref (server);
+  g_object_unref (db);
+  g_object_unref (id);
+  g_object_unref (cert);
+  g_object_unref (a);
+  g_object_unref (b);
+}
+
+/* ------------------------------------------------------------------------ */
 
 int
 main (int argc, char **argv)
@@ -1046,6 +1204,7 @@ main (int argc, char **argv)
   g_test_add_func ("/peer/message-too-large", test_peer_too_large);
   g_test_add_func ("/peer/mtu", test_peer_mtu);
   g_test_add_func ("/peer/async", test_peer_async);
+  g_test_add_func ("/server/link", test_server_link);
 
   return g_test_run ();
 }
