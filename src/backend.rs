@@ -10,6 +10,7 @@ use crate::certificate::Certificate;
 use crate::client::ClientConnection;
 use crate::database::{file::FileDatabase, Database};
 use crate::iface::tls_backend::TlsBackendImpl;
+use crate::server::ServerConnection;
 use crate::unsupported::UnsupportedConnection;
 
 glib::wrapper! {
@@ -71,7 +72,7 @@ pub(crate) mod imp {
             ClientConnection::static_type()
         }
         fn dtls_server_connection_type() -> glib::Type {
-            UnsupportedConnection::static_type()
+            ServerConnection::static_type()
         }
     }
 }

@@ -1,12 +1,21 @@
 //! `DtlsOpensslClientConnection`: the DTLS client. The shared connection
-//! does the work; this type adds GDtlsClientConnection's properties
-//! (server-identity, validation-flags, accepted-cas).
+//! does the work; this type keeps GDtlsClientConnection's properties
+//! (server-identity, validation-flags, accepted-cas) and the client's hooks:
+//! SNI, ALPN offer and certificate before the first flight, the server
+//! purpose and identity for verification, accepted-cas after.
+
+use std::sync::Mutex;
 
 use gio::prelude::*;
 use gio::subclass::prelude::*;
 
-use crate::connection::base::{Connection, ConnectionImpl};
+use crate::connection::base::{set_engine_certificate, Connection, Material};
+use crate::connection::core::engine_error;
+use crate::connection::engine::{Engine, Role};
 use crate::connection::properties;
+use crate::connection::role::{ConnectionImpl, Verification};
+use crate::error;
+use crate::trust::{Identity, PURPOSE_SERVER};
 
 glib::wrapper! {
     /// A DTLS client connection over a GDatagramBased.
@@ -31,7 +40,7 @@ impl ClientConnection {
     }
 }
 
-// SAFETY: see Connection; this type adds no unsynchronised state.
+// SAFETY: see Connection; this type's own state is behind a Mutex.
 #[allow(unsafe_code)]
 unsafe impl Send for ClientConnection {}
 #[allow(unsafe_code)]
@@ -40,8 +49,31 @@ unsafe impl Sync for ClientConnection {}
 pub(crate) mod imp {
     use super::*;
 
-    #[derive(Debug, Default)]
-    pub struct ClientConnection;
+    /// The client's own settings and results.
+    #[derive(Debug)]
+    struct State {
+        server_identity: Option<gio::SocketConnectable>,
+        validation_flags: gio::TlsCertificateFlags,
+        /// DER distinguished names from the server's CertificateRequest.
+        accepted_cas: Vec<Vec<u8>>,
+    }
+
+    #[derive(Debug)]
+    pub struct ClientConnection {
+        state: Mutex<State>,
+    }
+
+    impl Default for ClientConnection {
+        fn default() -> Self {
+            ClientConnection {
+                state: Mutex::new(State {
+                    server_identity: None,
+                    validation_flags: gio::TlsCertificateFlags::VALIDATE_ALL,
+                    accepted_cas: Vec::new(),
+                }),
+            }
+        }
+    }
 
     #[glib::object_subclass]
     impl ObjectSubclass for ClientConnection {
@@ -59,12 +91,11 @@ pub(crate) mod imp {
         }
 
         fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
-            let conn = self.obj();
-            let conn = conn.upcast_ref::<Connection>();
+            let mut s = self.state.lock().unwrap();
             match pspec.name() {
-                "server-identity" => conn.settings().server_identity = value.get().ok().flatten(),
+                "server-identity" => s.server_identity = value.get().ok().flatten(),
                 "validation-flags" => {
-                    conn.settings().validation_flags = value
+                    s.validation_flags = value
                         .get()
                         .unwrap_or(gio::TlsCertificateFlags::VALIDATE_ALL)
                 }
@@ -73,18 +104,66 @@ pub(crate) mod imp {
         }
 
         fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-            let conn = self.obj();
-            let conn = conn.upcast_ref::<Connection>();
+            let s = self.state.lock().unwrap();
             match pspec.name() {
-                "server-identity" => conn.settings().server_identity.to_value(),
-                "validation-flags" => conn.settings().validation_flags.to_value(),
-                "accepted-cas" => properties::accepted_cas_value(&conn.results().accepted_cas),
+                "server-identity" => s.server_identity.to_value(),
+                "validation-flags" => s.validation_flags.to_value(),
+                "accepted-cas" => properties::accepted_cas_value(&s.accepted_cas),
                 _ => glib::Value::from_type(pspec.value_type()),
             }
         }
     }
 
-    impl ConnectionImpl for ClientConnection {}
+    impl ConnectionImpl for ClientConnection {
+        const ROLE: Role = Role::Client;
+
+        fn prepare(
+            &self,
+            engine: &mut Engine,
+            certificate: Option<&Material>,
+        ) -> Result<(), glib::Error> {
+            let identity = self.state.lock().unwrap().server_identity.clone();
+            let conn = self.obj();
+            let (protocols, interaction) = {
+                let s = conn.upcast_ref::<Connection>().settings();
+                (s.advertised_protocols.clone(), s.interaction.is_some())
+            };
+            // SNI for host names only, never for address literals.
+            if let Some(Identity::Host(h)) = identity.as_ref().and_then(Identity::from_connectable)
+            {
+                engine.set_server_name(&h).map_err(engine_error)?;
+            }
+            if let Some(p) = &protocols {
+                let names: Vec<&[u8]> = p.iter().map(|s| s.as_bytes()).collect();
+                engine.set_alpn_protocols(&names).map_err(engine_error)?;
+            }
+            match certificate {
+                Some(material) => set_engine_certificate(engine, material)?,
+                None if interaction => engine.pause_on_certificate_request(),
+                None => {}
+            }
+            Ok(())
+        }
+
+        fn verification(&self) -> Verification {
+            let s = self.state.lock().unwrap();
+            Verification {
+                purpose: PURPOSE_SERVER,
+                identity: s.server_identity.clone(),
+                identity_required: true,
+                mask: s.validation_flags,
+                without_certificate: Err(error::tls(
+                    gio::TlsError::BadCertificate,
+                    "The server sent no certificate",
+                )),
+            }
+        }
+
+        fn negotiated(&self, engine: &Engine) -> &'static [&'static str] {
+            self.state.lock().unwrap().accepted_cas = engine.client_ca_names();
+            &["accepted-cas"]
+        }
+    }
 }
 
 // SAFETY: GDtlsClientConnection has no vfuncs; we override its properties.

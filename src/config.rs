@@ -141,26 +141,26 @@ pub fn timing() -> Timing {
     })
 }
 
-/// The shared context for `role`, built on first use.
+/// The shared context for `role`, built on first use from the environment
+/// (every connection of the role shares it and sets its own certificate,
+/// ALPN, client authentication and cookie exchange on its own SSL).
 pub fn context(role: Role) -> Result<SslContext, glib::Error> {
     static CLIENT: OnceLock<Result<SslContext, String>> = OnceLock::new();
-    match role {
-        Role::Client => CLIENT
-            .get_or_init(|| {
-                let config = from_env()?;
-                glib::g_debug!(crate::LOG_DOMAIN, "client configuration: {:?}", config);
-                engine::client_context(&config).map_err(|e| e.to_string())
-            })
-            .clone()
-            .map_err(|e| {
-                error::io(
-                    gio::IOErrorEnum::InvalidArgument,
-                    format!("Invalid DTLS configuration: {e}"),
-                )
-            }),
-        Role::Server => Err(error::io(
-            gio::IOErrorEnum::NotSupported,
-            "DTLS server connections are not implemented yet",
-        )),
-    }
+    static SERVER: OnceLock<Result<SslContext, String>> = OnceLock::new();
+    let (cell, build): (_, fn(&engine::ContextConfig) -> _) = match role {
+        Role::Client => (&CLIENT, engine::client_context),
+        Role::Server => (&SERVER, engine::shared_server_context),
+    };
+    cell.get_or_init(|| {
+        let config = from_env()?;
+        glib::g_debug!(crate::LOG_DOMAIN, "{role:?} configuration: {config:?}");
+        build(&config).map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(|e| {
+        error::io(
+            gio::IOErrorEnum::InvalidArgument,
+            format!("Invalid DTLS configuration: {e}"),
+        )
+    })
 }

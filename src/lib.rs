@@ -26,6 +26,7 @@ mod iface;
 pub mod module;
 #[allow(unsafe_code)]
 mod ossl;
+pub mod server;
 pub mod trust;
 mod unsupported;
 
@@ -34,3 +35,4 @@ pub use certificate::Certificate;
 pub use client::ClientConnection;
 pub use database::{file::FileDatabase, Database};
 pub use module::register;
+pub use server::ServerConnection;

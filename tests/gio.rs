@@ -15,9 +15,15 @@ mod dtls_client;
 mod dtls_edges;
 #[path = "gio/dtls_errors.rs"]
 mod dtls_errors;
+#[path = "gio/dtls_server.rs"]
+mod dtls_server;
+#[path = "gio/hostile.rs"]
+mod hostile;
 #[path = "gio/identity.rs"]
 mod identity;
 #[path = "gio/loss.rs"]
 mod loss;
+#[path = "gio/reentry.rs"]
+mod reentry;
 #[path = "gio/time_limits.rs"]
 mod time_limits;

@@ -1,7 +1,8 @@
 //! `DtlsOpensslConnection`: the abstract GObject both DTLS roles derive
 //! from. It implements GDtlsConnection, GDatagramBased and GInitable over a
-//! [`Core`], runs peer verification (see `verify.rs`) and keeps the
-//! properties; the client and server types add their role's properties.
+//! [`Core`], runs peer verification (see `verify.rs`) and keeps the shared
+//! properties; what differs by role comes from the role's hooks
+//! (`role.rs`), implemented by the client and server types.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -10,7 +11,7 @@ use gio::prelude::*;
 use gio::subclass::prelude::*;
 
 use super::core::{Claim, Core, Deadline, Received, Step};
-use super::engine::{Engine, Role};
+use super::engine::Engine;
 use super::properties::{self, Results, Settings};
 use crate::error;
 use crate::iface::datagram_based::{DatagramBasedImpl, InputMessage, OutputMessage};
@@ -24,13 +25,6 @@ glib::wrapper! {
         @implements gio::DtlsConnection, gio::DatagramBased, gio::Initable;
 }
 
-/// Subclasses of [`Connection`] (they add properties only).
-pub trait ConnectionImpl: ObjectImpl + ObjectSubclass<Type: IsA<Connection>> {}
-
-// SAFETY: Connection adds no class vfuncs; subclasses chain up to it.
-#[allow(unsafe_code)]
-unsafe impl<T: ConnectionImpl> IsSubclassable<T> for Connection {}
-
 impl Connection {
     pub(crate) fn core(&self) -> Result<&Core, glib::Error> {
         self.imp().core.get().ok_or_else(|| {
@@ -39,14 +33,6 @@ impl Connection {
                 "The DTLS connection was not initialised (g_initable_init)",
             )
         })
-    }
-
-    pub(crate) fn role(&self) -> Role {
-        if self.is::<crate::client::ClientConnection>() {
-            Role::Client
-        } else {
-            Role::Server
-        }
     }
 
     pub(crate) fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
@@ -107,49 +93,24 @@ impl Connection {
         }
     }
 
-    /// Applies the settings the engine needs before the first flight.
+    /// Applies the settings the engine needs before the first flight: the
+    /// shared ones here, the role's through its `prepare` hook.
     pub(crate) fn prepare(&self, core: &Core) -> Result<(), glib::Error> {
         if self.imp().prepared.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let (certificate, protocols, identity, interaction, mtu, timing) = {
+        let (certificate, mtu, timing) = {
             let s = self.settings();
-            (
-                s.certificate.clone(),
-                s.advertised_protocols.clone(),
-                s.server_identity.clone(),
-                s.interaction.is_some(),
-                s.mtu,
-                s.timing,
-            )
+            (s.certificate.clone(), s.mtu, s.timing)
         };
         core.start_handshake_clock(timing.handshake());
+        // Reading the certificate may run application code (a
+        // GTlsCertificate of another class): before the engine is locked.
+        let material = certificate.as_ref().map(certificate_material).transpose()?;
         let mut engine = core.engine();
         engine.set_mtu(mtu).map_err(super::core::engine_error)?;
         engine.set_retransmit_timeouts(timing.retransmit(), timing.max_retransmit());
-        if self.role() == Role::Client {
-            if let Some(crate::trust::Identity::Host(h)) = identity
-                .as_ref()
-                .and_then(crate::trust::Identity::from_connectable)
-            {
-                // SNI for host names only, never for address literals.
-                engine
-                    .set_server_name(&h)
-                    .map_err(super::core::engine_error)?;
-            }
-            if let Some(p) = &protocols {
-                let names: Vec<&[u8]> = p.iter().map(|s| s.as_bytes()).collect();
-                engine
-                    .set_alpn_protocols(&names)
-                    .map_err(super::core::engine_error)?;
-            }
-            if let Some(cert) = &certificate {
-                set_engine_certificate(&mut engine, cert)?;
-            } else if interaction {
-                engine.pause_on_certificate_request();
-            }
-        }
-        Ok(())
+        (self.hooks().prepare)(self, &mut engine, material.as_ref())
     }
 
     /// Asks the interaction for a certificate and hands it to the engine.
@@ -160,11 +121,14 @@ impl Connection {
     ) -> Result<(), glib::Error> {
         let interaction = self.settings().interaction.clone();
         if let Some(interaction) = interaction {
-            let handled = crate::iface::interaction::request_certificate(
-                &interaction,
-                self.upcast_ref(),
-                cancellable,
-            )?;
+            let handled = {
+                let _calling = core.calling("GTlsInteraction request_certificate");
+                crate::iface::interaction::request_certificate(
+                    &interaction,
+                    self.upcast_ref(),
+                    cancellable,
+                )?
+            };
             glib::g_debug!(
                 crate::LOG_DOMAIN,
                 "{:?}: interaction request_certificate handled={}",
@@ -192,6 +156,10 @@ impl Connection {
             );
         };
         let conn = self.clone();
+        let _calling = self
+            .core()
+            .ok()
+            .map(|core| core.calling("GTlsInteraction request_certificate_async"));
         crate::iface::interaction::request_certificate_async(
             &interaction,
             self.upcast_ref(),
@@ -209,7 +177,8 @@ impl Connection {
     fn use_requested_certificate(&self, core: &Core) -> Result<(), glib::Error> {
         let cert = self.settings().certificate.clone();
         if let Some(cert) = cert {
-            set_engine_certificate(&mut core.engine(), &cert)?;
+            let material = certificate_material(&cert)?;
+            set_engine_certificate(&mut core.engine(), &material)?;
         }
         Ok(())
     }
@@ -222,7 +191,7 @@ impl Connection {
         cancellable: Option<&gio::Cancellable>,
     ) -> Result<(), glib::Error> {
         let core = self.core()?;
-        let driver = match core.claim_handshake(deadline)? {
+        let driver = match core.claim_handshake(deadline, cancellable)? {
             Claim::Finished(r) => return r,
             Claim::Drive(d) => d,
         };
@@ -274,14 +243,14 @@ impl Connection {
     /// peer's certificate chain.
     fn record_negotiated(&self) -> Result<Option<gio::TlsCertificate>, glib::Error> {
         let core = self.core()?;
-        let (chain, alpn, version, cipher, cas) = {
+        let (chain, alpn, version, cipher, role_notifies) = {
             let e = core.engine();
             (
                 e.peer_chain_der(),
                 e.alpn_selected().map(|a| a.to_vec()),
                 e.protocol_version(),
                 e.cipher_iana_name().map(str::to_string),
-                e.client_ca_names(),
+                (self.hooks().negotiated)(self, &e),
             )
         };
         let peer = super::verify::certificate_chain(&chain)?;
@@ -298,17 +267,17 @@ impl Connection {
                 None => gio::TlsProtocolVersion::Unknown,
             };
             r.ciphersuite_name = cipher;
-            r.accepted_cas = cas;
         }
+        let _calling = core.calling("notify");
         for p in [
             "negotiated-protocol",
             "protocol-version",
             "ciphersuite-name",
-        ] {
+        ]
+        .iter()
+        .chain(role_notifies)
+        {
             self.notify(p);
-        }
-        if self.role() == Role::Client {
-            self.notify("accepted-cas");
         }
         Ok(peer)
     }
@@ -316,8 +285,11 @@ impl Connection {
     /// Announces the verification's outcome; a rejected peer is told with
     /// close_notify, so it does not wait for data that never comes.
     fn conclude(&self, verdict: Result<(), glib::Error>) -> Result<(), glib::Error> {
-        self.notify("peer-certificate");
-        self.notify("peer-certificate-errors");
+        {
+            let _calling = self.core().ok().map(|core| core.calling("notify"));
+            self.notify("peer-certificate");
+            self.notify("peer-certificate-errors");
+        }
         if let Err(e) = &verdict {
             glib::g_debug!(
                 crate::LOG_DOMAIN,
@@ -416,10 +388,15 @@ unsafe impl Send for Connection {}
 #[allow(unsafe_code)]
 unsafe impl Sync for Connection {}
 
-fn set_engine_certificate(
-    engine: &mut Engine,
-    cert: &gio::TlsCertificate,
-) -> Result<(), glib::Error> {
+/// A certificate's chain (leaf first) and private key.
+pub(crate) type Material = (
+    Vec<openssl::x509::X509>,
+    openssl::pkey::PKey<openssl::pkey::Private>,
+);
+
+/// Reads a certificate's [`Material`] without any lock held (the
+/// certificate may be of an application's class).
+fn certificate_material(cert: &gio::TlsCertificate) -> Result<Material, glib::Error> {
     let chain = crate::certificate::chain_of(cert)?;
     let key = cert
         .downcast_ref::<crate::Certificate>()
@@ -434,8 +411,16 @@ fn set_engine_certificate(
                 "The certificate has no private key",
             )
         })?;
+    Ok((chain, key))
+}
+
+/// Makes `material` the certificate this end presents.
+pub(crate) fn set_engine_certificate(
+    engine: &mut Engine,
+    (chain, key): &Material,
+) -> Result<(), glib::Error> {
     engine
-        .set_client_certificate(&chain[0], &key, &chain[1..])
+        .set_certificate(&chain[0], key, &chain[1..])
         .map_err(super::core::engine_error)
 }
 
@@ -481,6 +466,7 @@ pub(crate) mod imp {
         const NAME: &'static str = "DtlsOpensslConnection";
         const ABSTRACT: bool = true;
         type Type = super::Connection;
+        type Class = super::super::role::ConnectionClass;
         type Interfaces = (gio::DatagramBased, gio::DtlsConnection, gio::Initable);
     }
 

@@ -1,7 +1,6 @@
 //! Channel binding data (`g_dtls_connection_get_channel_binding_data`).
 
 use super::base::Connection;
-use super::engine::Role;
 use crate::error;
 
 fn binding_error(code: gio::TlsChannelBindingError, msg: &str) -> glib::Error {
@@ -30,11 +29,7 @@ pub(crate) fn binding_data(
             )
         }),
         gio::TlsChannelBindingType::ServerEndPoint => {
-            let der = match conn.role() {
-                Role::Client => engine.peer_chain_der().into_iter().next(),
-                Role::Server => engine.ssl_ref().certificate().and_then(|c| c.to_der().ok()),
-            }
-            .ok_or_else(|| {
+            let der = engine.server_certificate_der().ok_or_else(|| {
                 binding_error(
                     gio::TlsChannelBindingError::NotAvailable,
                     "No server certificate",

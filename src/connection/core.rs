@@ -6,8 +6,15 @@
 //! Lock order: an operation lock (`read_op` / `write_op`) first, then
 //! `engine`, `outgoing`, `incoming` briefly, never while waiting on the
 //! socket or calling application code.
+//!
+//! The handshake is driven by one caller at a time, which holds a claim
+//! ([`Driver`], or the async handshake's guard) that knows its owner: the
+//! thread, whether it is asynchronous, and which application callback (if
+//! any) runs now. Other threads wait for the outcome; the owner's own
+//! thread fails at once (see [`reentry_error`]).
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::ThreadId;
 
 use gio::prelude::*;
 use std::time::{Duration, Instant};
@@ -104,6 +111,10 @@ pub fn engine_error(e: EngineError) -> glib::Error {
     use gio::IOErrorEnum as Io;
     match e {
         EngineError::Handshake(m) => error::tls(gio::TlsError::Handshake, format!("DTLS handshake failed: {m}")),
+        EngineError::CertificateRequired(m) => error::tls(
+            gio::TlsError::CertificateRequired,
+            format!("DTLS handshake failed: {m}"),
+        ),
         EngineError::TimedOut(m) => error::io(Io::TimedOut, format!("DTLS handshake timed out: {m}")),
         EngineError::Protocol(m) => error::tls(gio::TlsError::Misc, format!("DTLS protocol error: {m}")),
         EngineError::NotConnected => error::io(Io::WouldBlock, "The DTLS handshake is not complete"),
@@ -132,8 +143,7 @@ pub struct Core {
     /// Serialise operations per direction, as GIO expects.
     pub read_op: Mutex<()>,
     pub write_op: Mutex<()>,
-    handshake: Mutex<HandshakeState>,
-    handshake_changed: Condvar,
+    handshake: Arc<HandshakeSync>,
     /// Reusable wait for incoming datagrams (created on first use).
     waiter: Mutex<Option<io::Waiter>>,
     /// When the handshake gives up (`handshake-timeout`), from its start.
@@ -151,11 +161,76 @@ impl std::fmt::Debug for Core {
 /// Who drives the handshake, and how it ended.
 #[derive(Debug, Default)]
 struct HandshakeState {
-    driving: bool,
+    driver: Option<Owner>,
     outcome: Option<Result<(), glib::Error>>,
 }
 
-/// The right to drive the handshake; released on drop.
+/// The handshake state and the condition variable its waiters sleep on,
+/// shared with cancellation handlers (which wake the waiters).
+#[derive(Debug, Default)]
+struct HandshakeSync {
+    state: Mutex<HandshakeState>,
+    changed: Condvar,
+}
+
+/// Who holds the right to drive the handshake.
+///
+/// A thread that finds the handshake driven by itself cannot wait for it:
+/// it is either inside application code the handshake called (a signal
+/// handler, a GTlsInteraction, a GTlsDatabase) or it is the thread whose
+/// main context runs the asynchronous handshake. Either way waiting would
+/// never end, so such a call fails at once (see [`reentry_error`]).
+#[derive(Debug, Clone)]
+struct Owner {
+    thread: ThreadId,
+    /// Driven by `g_dtls_connection_handshake_async`: the steps run from a
+    /// main context, so the owner is the thread that ran the latest step.
+    asynchronous: bool,
+    /// The application code the handshake is running now, if any.
+    callback: Option<&'static str>,
+}
+
+impl Owner {
+    fn here(asynchronous: bool) -> Owner {
+        Owner {
+            thread: std::thread::current().id(),
+            asynchronous,
+            callback: None,
+        }
+    }
+
+    fn is_here(&self) -> bool {
+        self.thread == std::thread::current().id()
+    }
+}
+
+/// The error for an operation the handshake's own thread starts while the
+/// handshake is in progress: `G_IO_ERROR_PENDING` for a blocking call (it
+/// could only wait forever), `G_IO_ERROR_WOULD_BLOCK` for a non-blocking
+/// one (its usual "not now": retry when the source fires).
+fn reentry_error(owner: &Owner, deadline: Deadline) -> glib::Error {
+    let message = match (owner.callback, owner.asynchronous) {
+        (Some(callback), _) => format!(
+            "Cannot use this DTLS connection from its own {callback} handler: \
+             the handshake is in progress and continues when the handler returns"
+        ),
+        (None, true) => "Cannot block on this DTLS connection from the thread running its \
+                         asynchronous handshake: the handshake is in progress; wait for \
+                         g_dtls_connection_handshake_async to complete"
+            .to_string(),
+        (None, false) => "Cannot use this DTLS connection from code its own handshake \
+                          called: the handshake is in progress"
+            .to_string(),
+    };
+    match deadline {
+        Deadline::Now => error::io(gio::IOErrorEnum::WouldBlock, message),
+        _ => error::io(gio::IOErrorEnum::Pending, message),
+    }
+}
+
+/// The right to drive the handshake. Released when dropped (the handshake
+/// stays unfinished and another caller may drive it); [`Driver::finish`]
+/// records the outcome instead.
 pub struct Driver<'a>(&'a Core);
 
 impl Drop for Driver<'_> {
@@ -174,7 +249,8 @@ impl Driver<'_> {
 }
 
 /// Result of [`Core::try_claim`], for drivers that cannot hold a borrow
-/// (the async handshake).
+/// (the async handshake keeps its claim in a `'static` state machine and
+/// releases it through [`Core::release`], from a guard of its own).
 pub enum TryClaim {
     Finished(Result<(), glib::Error>),
     /// The caller now drives; it must call [`Core::release`].
@@ -191,6 +267,26 @@ pub enum Claim<'a> {
     Drive(Driver<'a>),
 }
 
+/// Marks the handshake as running application code on this thread (see
+/// [`Core::calling`]); restores the previous mark when dropped.
+pub struct Calling<'a> {
+    core: &'a Core,
+    previous: Option<&'static str>,
+    marked: bool,
+}
+
+impl Drop for Calling<'_> {
+    fn drop(&mut self) {
+        if !self.marked {
+            return;
+        }
+        let mut hs = self.core.handshake.state.lock().unwrap();
+        if let Some(owner) = hs.driver.as_mut() {
+            owner.callback = self.previous;
+        }
+    }
+}
+
 impl Core {
     pub fn new(base: gio::DatagramBased, engine: Engine) -> Core {
         Core {
@@ -200,8 +296,7 @@ impl Core {
             incoming: Mutex::new(vec![0; io::MAX_DATAGRAM].into_boxed_slice()),
             read_op: Mutex::new(()),
             write_op: Mutex::new(()),
-            handshake: Mutex::new(HandshakeState::default()),
-            handshake_changed: Condvar::new(),
+            handshake: Arc::new(HandshakeSync::default()),
             waiter: Mutex::new(None),
             handshake_deadline: Mutex::new(None),
         }
@@ -237,53 +332,118 @@ impl Core {
 
     /// The handshake's outcome, if it ended.
     pub fn handshake_outcome(&self) -> Option<Result<(), glib::Error>> {
-        self.handshake.lock().unwrap().outcome.clone()
+        self.handshake.state.lock().unwrap().outcome.clone()
     }
 
-    /// Takes the right to drive the handshake if it is free.
+    /// Takes the right to drive the handshake asynchronously if it is free.
     pub fn try_claim(&self) -> TryClaim {
-        let mut hs = self.handshake.lock().unwrap();
+        let mut hs = self.handshake.state.lock().unwrap();
         if let Some(outcome) = &hs.outcome {
             return TryClaim::Finished(outcome.clone());
         }
-        if hs.driving {
+        if hs.driver.is_some() {
             return TryClaim::Busy;
         }
-        hs.driving = true;
+        hs.driver = Some(Owner::here(true));
         TryClaim::Claimed
     }
 
     /// Gives up driving, recording the outcome if the handshake ended.
     pub fn release(&self, outcome: Option<Result<(), glib::Error>>) {
-        let mut hs = self.handshake.lock().unwrap();
-        hs.driving = false;
+        let mut hs = self.handshake.state.lock().unwrap();
+        hs.driver = None;
         if outcome.is_some() {
             hs.outcome = outcome;
         }
-        self.handshake_changed.notify_all();
+        self.handshake.changed.notify_all();
     }
 
-    /// Takes the right to drive the handshake, or waits (until `deadline`)
-    /// for the thread that has it.
-    pub fn claim_handshake(&self, deadline: Deadline) -> Result<Claim<'_>, glib::Error> {
-        let mut hs = self.handshake.lock().unwrap();
+    /// The asynchronous driver runs a step on this thread.
+    pub fn drive_here(&self) {
+        let mut hs = self.handshake.state.lock().unwrap();
+        if let Some(owner) = hs.driver.as_mut().filter(|o| o.asynchronous) {
+            owner.thread = std::thread::current().id();
+        }
+    }
+
+    /// Call around application code the handshake runs (`what` names it in
+    /// the error a re-entrant call gets). Holds no lock: the mark lives in
+    /// the handshake state, the guard only restores it.
+    pub fn calling(&self, what: &'static str) -> Calling<'_> {
+        let mut hs = self.handshake.state.lock().unwrap();
+        let mut calling = Calling {
+            core: self,
+            previous: None,
+            marked: false,
+        };
+        if let Some(owner) = hs.driver.as_mut() {
+            if owner.asynchronous {
+                owner.thread = std::thread::current().id();
+            }
+            if owner.is_here() {
+                calling.previous = owner.callback.replace(what);
+                calling.marked = true;
+            }
+        }
+        calling
+    }
+
+    /// Takes the right to drive the handshake, or waits (until `deadline`,
+    /// or until `cancellable` is cancelled) for the thread that has it. A
+    /// thread that already drives it gets an error at once (re-entry from
+    /// the handshake's own callbacks).
+    pub fn claim_handshake(
+        &self,
+        deadline: Deadline,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<Claim<'_>, glib::Error> {
+        // Cancelling wakes the waiters; the handler takes the state lock, so
+        // a cancellation between our check and our wait is not lost.
+        let wake = cancellable.and_then(|c| {
+            let sync = self.handshake.clone();
+            c.connect_cancelled(move |_| {
+                let _hs = sync.state.lock().unwrap();
+                sync.changed.notify_all();
+            })
+        });
+        let result = self.claim_or_wait(deadline, cancellable);
+        if let (Some(c), Some(id)) = (cancellable, wake) {
+            c.disconnect_cancelled(id);
+        }
+        result
+    }
+
+    fn claim_or_wait(
+        &self,
+        deadline: Deadline,
+        cancellable: Option<&gio::Cancellable>,
+    ) -> Result<Claim<'_>, glib::Error> {
+        let mut hs = self.handshake.state.lock().unwrap();
         loop {
             if let Some(outcome) = &hs.outcome {
                 return Ok(Claim::Finished(outcome.clone()));
             }
-            if !hs.driving {
-                hs.driving = true;
-                return Ok(Claim::Drive(Driver(self)));
+            match &hs.driver {
+                None => {
+                    hs.driver = Some(Owner::here(false));
+                    return Ok(Claim::Drive(Driver(self)));
+                }
+                Some(owner) if owner.is_here() => return Err(reentry_error(owner, deadline)),
+                Some(_) => {}
             }
+            if let Some(c) = cancellable {
+                c.set_error_if_cancelled()?;
+            }
+            let changed = &self.handshake.changed;
             match deadline {
                 Deadline::Now => return Err(deadline.expired_error()),
-                Deadline::Never => hs = self.handshake_changed.wait(hs).unwrap(),
+                Deadline::Never => hs = changed.wait(hs).unwrap(),
                 Deadline::At(t) => {
                     let left = t.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return Err(deadline.expired_error());
                     }
-                    hs = self.handshake_changed.wait_timeout(hs, left).unwrap().0;
+                    hs = changed.wait_timeout(hs, left).unwrap().0;
                 }
             }
         }

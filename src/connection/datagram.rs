@@ -13,7 +13,8 @@
 //!   queued, and a receive with larger buffers gets it;
 //! - close_notify from the peer is a message of 0 bytes, then the count.
 
-use std::cell::RefCell;
+use std::cell::Cell;
+use std::thread::LocalKey;
 
 use super::base::Connection;
 use super::core::{Deadline, Received};
@@ -23,8 +24,20 @@ use crate::iface::datagram_based::{InputMessage, OutputMessage};
 
 thread_local! {
     /// Per-thread scratch: no allocation per datagram.
-    static RECORD: RefCell<Vec<u8>> = RefCell::new(vec![0; MAX_RECORD_PLAINTEXT]);
-    static GATHER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(MAX_RECORD_PLAINTEXT));
+    static RECORD: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    static GATHER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer moved out of `slot`, so
+/// nothing stays borrowed while `f` runs: the implicit handshake may run
+/// application code (accept-certificate, a GTlsInteraction, a
+/// GTlsDatabase) that sends or receives on another connection, and that
+/// nested call finds the slot empty and uses a buffer of its own.
+fn with_scratch<R>(slot: &'static LocalKey<Cell<Vec<u8>>>, f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut buf = slot.take();
+    let r = f(&mut buf);
+    slot.set(buf);
+    r
 }
 
 fn check_flags(flags: i32) -> Result<(), glib::Error> {
@@ -49,8 +62,8 @@ pub(crate) fn receive_messages(
     let count = messages.len();
     for (i, message) in messages.iter_mut().enumerate() {
         let dl = if i == 0 { deadline } else { Deadline::Now };
-        let got = RECORD.with(|buf| {
-            let mut buf = buf.borrow_mut();
+        let got = with_scratch(&RECORD, |buf| {
+            buf.resize(MAX_RECORD_PLAINTEXT, 0);
             let cap = message.capacity().min(buf.len());
             let r = conn.receive_record(&mut buf[..cap], dl, cancellable)?;
             match r {
@@ -87,11 +100,10 @@ pub(crate) fn send_messages(
             );
             return if i > 0 { Ok(i) } else { Err(e) };
         }
-        let sent = GATHER.with(|buf| {
-            let mut buf = buf.borrow_mut();
+        let sent = with_scratch(&GATHER, |buf| {
             buf.clear();
-            message.gather(&mut buf);
-            conn.send_record(&buf, deadline, cancellable)
+            message.gather(buf);
+            conn.send_record(buf, deadline, cancellable)
                 .map(|_| buf.len())
         });
         match sent {

@@ -153,36 +153,89 @@ pub fn server_context(
     identity: &Identity,
     config: &ContextConfig,
 ) -> Result<SslContext, EngineError> {
-    let mut builder = base_context(SslMethod::dtls_server(), config)?;
+    let mut builder = server_builder(config)?;
     builder.set_certificate(&identity.certificate)?;
     builder.set_private_key(&identity.key)?;
     for cert in &identity.chain {
         builder.add_extra_chain_cert(cert.clone())?;
     }
     builder.check_private_key()?;
-    match config.client_auth {
-        ClientAuth::None => builder.set_verify(SslVerifyMode::NONE),
-        ClientAuth::Request => builder.set_verify_callback(SslVerifyMode::PEER, |_, _| true),
-        ClientAuth::Require => builder.set_verify_callback(
-            SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
-            |_, _| true,
-        ),
-    }
-    if !config.client_ca_names.is_empty() {
-        let mut names = Stack::new()?;
-        for der in &config.client_ca_names {
-            names.push(X509Name::from_der(der)?)?;
-        }
-        builder.set_client_ca_list(names);
-    }
-    if !config.alpn_protocols.is_empty() {
-        alpn_wire(config.alpn_protocols.iter().map(Vec::as_slice))?;
-        let ours = config.alpn_protocols.clone();
-        builder.set_alpn_select_callback(move |_, client| {
-            select_alpn(&ours, client).ok_or(AlpnError::NOACK)
-        });
-    }
     Ok(builder.build())
+}
+
+/// A DTLS server context with no certificate, shared by connections that
+/// each set theirs ([`Engine::set_certificate`]) and their own client
+/// authentication, CA names, ALPN preferences and cookie exchange.
+pub fn shared_server_context(config: &ContextConfig) -> Result<SslContext, EngineError> {
+    Ok(server_builder(config)?.build())
+}
+
+fn server_builder(config: &ContextConfig) -> Result<SslContextBuilder, EngineError> {
+    let mut builder = base_context(SslMethod::dtls_server(), config)?;
+    set_client_auth(&mut builder, config.client_auth);
+    if !config.client_ca_names.is_empty() {
+        builder.set_client_ca_list(x509_names(&config.client_ca_names)?);
+    }
+    alpn_wire(config.alpn_protocols.iter().map(Vec::as_slice))?;
+    let context_wide = config.alpn_protocols.clone();
+    builder.set_alpn_select_callback(move |ssl, client| {
+        let ours = ssl
+            .ex_data(server_index())
+            .map_or(&context_wide, |s| &s.alpn);
+        select_alpn(ours, client).ok_or(AlpnError::NOACK)
+    });
+    builder.set_cookie_generate_cb(|ssl, out| {
+        super::cookie::generate(cookie_binding(ssl), out).ok_or_else(ErrorStack::get)
+    });
+    builder.set_cookie_verify_cb(|ssl, cookie| super::cookie::verify(cookie_binding(ssl), cookie));
+    Ok(builder)
+}
+
+/// What a server connection configures per SSL (ex_data).
+#[derive(Debug, Default)]
+struct ServerSettings {
+    alpn: Vec<Vec<u8>>,
+    /// What the cookie binds: a nonce of the connection and the peer's
+    /// address (`cookie::binding`).
+    cookie_peer: Vec<u8>,
+}
+
+fn server_index() -> openssl::ex_data::Index<Ssl, ServerSettings> {
+    static INDEX: std::sync::OnceLock<openssl::ex_data::Index<Ssl, ServerSettings>> =
+        std::sync::OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex_data index"))
+}
+
+fn cookie_binding(ssl: &SslRef) -> &[u8] {
+    ssl.ex_data(server_index())
+        .map_or(&[][..], |s| s.cookie_peer.as_slice())
+}
+
+fn x509_names(ders: &[Vec<u8>]) -> Result<Stack<X509Name>, EngineError> {
+    let mut names = Stack::new()?;
+    for der in ders {
+        names.push(X509Name::from_der(der)?)?;
+    }
+    Ok(names)
+}
+
+/// Verification mode for `auth`: OpenSSL asks, never judges (the verify
+/// callback accepts whatever comes; the caller verifies the chain).
+fn set_client_auth(builder: &mut SslContextBuilder, auth: ClientAuth) {
+    match auth {
+        ClientAuth::None => builder.set_verify(SslVerifyMode::NONE),
+        _ => builder.set_verify_callback(auth.verify_mode(), |_, _| true),
+    }
+}
+
+impl ClientAuth {
+    fn verify_mode(self) -> SslVerifyMode {
+        match self {
+            ClientAuth::None => SslVerifyMode::NONE,
+            ClientAuth::Request => SslVerifyMode::PEER,
+            ClientAuth::Require => SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT,
+        }
+    }
 }
 
 fn base_context(
@@ -282,6 +335,10 @@ pub enum EngineError {
     /// GIO: `G_TLS_ERROR_HANDSHAKE` (or `G_TLS_ERROR_BAD_CERTIFICATE` when the
     /// caller's verification failed).
     Handshake(String),
+    /// A server that requires a client certificate got none (server side),
+    /// or refused the handshake after asking for one this end did not have
+    /// (client side). GIO: `G_TLS_ERROR_CERTIFICATE_REQUIRED`.
+    CertificateRequired(String),
     /// The peer did not answer: the handshake's retransmissions ran out.
     /// Sticky like `Handshake`. GIO: `G_IO_ERROR_TIMED_OUT`.
     TimedOut(String),
@@ -319,6 +376,7 @@ impl fmt::Display for EngineError {
         match self {
             Self::Handshake(e) => write!(f, "DTLS handshake failed: {e}"),
             Self::TimedOut(e) => write!(f, "DTLS handshake timed out: {e}"),
+            Self::CertificateRequired(e) => write!(f, "DTLS handshake failed: {e}"),
             Self::Protocol(e) => write!(f, "DTLS protocol error: {e}"),
             Self::NotConnected => f.write_str("DTLS handshake not complete"),
             Self::Closed => f.write_str("DTLS connection is closed"),
@@ -564,6 +622,51 @@ impl Engine {
         self.set_certificate(certificate, key, chain)
     }
 
+    // ---- server settings (per connection) ----------------------------------
+
+    /// Server: whether and how to ask for a client certificate. OpenSSL
+    /// never judges it: the caller verifies [`Engine::peer_chain_der`].
+    /// Before the handshake.
+    pub fn set_client_auth(&mut self, auth: ClientAuth) {
+        match auth {
+            ClientAuth::None => self.ssl_mut().set_verify(SslVerifyMode::NONE),
+            _ => self
+                .ssl_mut()
+                .set_verify_callback(auth.verify_mode(), |_, _| true),
+        }
+    }
+
+    /// Server: DER distinguished names the CertificateRequest lists.
+    pub fn set_client_ca_names(&mut self, names: &[Vec<u8>]) -> Result<(), EngineError> {
+        let names = x509_names(names)?;
+        self.ssl_mut().set_client_ca_list(names);
+        Ok(())
+    }
+
+    /// Server (on [`shared_server_context`]): ALPN protocols to select from,
+    /// in this end's preference order; none: no ALPN answer.
+    pub fn set_alpn_preferences(&mut self, protocols: &[&[u8]]) -> Result<(), EngineError> {
+        alpn_wire(protocols.iter().copied())?;
+        self.server_settings().alpn = protocols.iter().map(|p| p.to_vec()).collect();
+        Ok(())
+    }
+
+    /// Server (on [`shared_server_context`]): answer a ClientHello without a
+    /// valid cookie with a HelloVerifyRequest (see `cookie.rs`); the cookie
+    /// binds this connection and `address` (the client's, if known).
+    pub fn set_cookie_exchange(&mut self, address: &[u8]) {
+        self.server_settings().cookie_peer = super::cookie::binding(address);
+        ossl::set_options(self.ssl_mut(), SslOptions::COOKIE_EXCHANGE);
+    }
+
+    fn server_settings(&mut self) -> &mut ServerSettings {
+        let ssl = self.ssl_mut();
+        if ssl.ex_data(server_index()).is_none() {
+            ssl.set_ex_data(server_index(), ServerSettings::default());
+        }
+        ssl.ex_data_mut(server_index()).expect("just set")
+    }
+
     // ---- handshake and timer ---------------------------------------------
 
     /// Client: pause the handshake with [`HandshakeStatus::WantCertificate`]
@@ -597,6 +700,8 @@ impl Engine {
                     EngineError::TimedOut(format!(
                         "no answer from the peer after {MAX_RETRANSMISSIONS} retransmissions"
                     ))
+                } else if let Some(why) = self.missing_certificate(&e) {
+                    EngineError::CertificateRequired(format!("{why} ({})", describe(&e)))
                 } else {
                     EngineError::Handshake(describe(&e))
                 };
@@ -800,6 +905,16 @@ impl Engine {
         out
     }
 
+    /// The server's certificate in DER (the peer's on a client, this end's
+    /// on a server), for tls-server-end-point.
+    pub fn server_certificate_der(&self) -> Option<Vec<u8>> {
+        match self.role {
+            Role::Client => self.ssl().peer_certificate(),
+            Role::Server => self.ssl().certificate().map(|c| c.to_owned()),
+        }
+        .and_then(|c| c.to_der().ok())
+    }
+
     /// RFC 5705 keying material exporter.
     pub fn export_keying_material(
         &self,
@@ -857,6 +972,32 @@ impl Engine {
     }
 
     // ---- helpers ---------------------------------------------------------
+
+    /// Whether a failed handshake failed for want of a client certificate.
+    fn missing_certificate(&self, e: &ssl::Error) -> Option<&'static str> {
+        const PEER_DID_NOT_RETURN_A_CERTIFICATE: std::ffi::c_int = 199;
+        const ALERT_HANDSHAKE_FAILURE: std::ffi::c_int = 1040;
+        const ALERT_CERTIFICATE_REQUIRED: std::ffi::c_int = 1116;
+        let reasons: Vec<_> = e
+            .ssl_error()
+            .map(|s| s.errors().iter().map(|e| e.reason_code()).collect())
+            .unwrap_or_default();
+        match self.role {
+            Role::Server if reasons.contains(&PEER_DID_NOT_RETURN_A_CERTIFICATE) => {
+                Some("the client sent no certificate, and this server requires one")
+            }
+            Role::Client
+                if ossl::certificate_requested(self.ssl())
+                    && self.ssl().certificate().is_none()
+                    && reasons.iter().any(|r| {
+                        [ALERT_HANDSHAKE_FAILURE, ALERT_CERTIFICATE_REQUIRED].contains(r)
+                    }) =>
+            {
+                Some("the server requires a client certificate, and none is set")
+            }
+            _ => None,
+        }
+    }
 
     fn check_connected(&self) -> Result<(), EngineError> {
         match &self.state {

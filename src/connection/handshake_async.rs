@@ -14,7 +14,30 @@ use super::base::Connection;
 use super::core::{Step, TryClaim, Wait};
 use crate::iface::task::Completion;
 
+/// The async handshake's claim on the connection's handshake: released
+/// when dropped (e.g. if the main context is destroyed with the handshake
+/// waiting), so another caller can drive it; [`AsyncClaim::finish`]
+/// records the outcome instead.
+struct AsyncClaim(Option<Connection>);
+
+impl AsyncClaim {
+    fn finish(mut self, result: Result<(), glib::Error>) {
+        if let Some(core) = self.0.take().as_ref().and_then(|c| c.core().ok()) {
+            core.release(Some(result));
+        }
+    }
+}
+
+impl Drop for AsyncClaim {
+    fn drop(&mut self) {
+        if let Some(core) = self.0.as_ref().and_then(|c| c.core().ok()) {
+            core.release(None);
+        }
+    }
+}
+
 struct Pending {
+    claim: AsyncClaim,
     conn: Connection,
     cancellable: Option<gio::Cancellable>,
     done: Completion,
@@ -35,6 +58,7 @@ pub(crate) fn start(conn: Connection, cancellable: Option<gio::Cancellable>, don
         TryClaim::Claimed => {
             let deadline = super::io::socket_timeout(core.base()).map(|t| Instant::now() + t);
             step(Pending {
+                claim: AsyncClaim(Some(conn.clone())),
                 conn,
                 cancellable,
                 done,
@@ -54,10 +78,9 @@ pub(crate) fn start(conn: Connection, cancellable: Option<gio::Cancellable>, don
 }
 
 fn finish(p: Pending, result: Result<(), glib::Error>) {
-    if let Ok(core) = p.conn.core() {
-        core.release(Some(result.clone()));
-    }
-    p.done.complete(result);
+    let Pending { claim, done, .. } = p;
+    claim.finish(result.clone());
+    done.complete(result);
 }
 
 fn step(mut p: Pending) {
@@ -68,12 +91,15 @@ fn step(mut p: Pending) {
         Ok(c) => c,
         Err(e) => return finish(p, Err(e)),
     };
+    core.drive_here();
     if let Some(Err(e)) = p.cancellable.as_ref().map(|c| c.set_error_if_cancelled()) {
         return finish(p, Err(e));
     }
     if p.deadline.is_some_and(|d| Instant::now() >= d) {
-        core.release(None);
-        return p.done.complete(Err(crate::error::io(
+        // Not sticky: dropping the claim releases it without an outcome.
+        let Pending { claim, done, .. } = p;
+        drop(claim);
+        return done.complete(Err(crate::error::io(
             gio::IOErrorEnum::TimedOut,
             "Socket I/O timed out",
         )));

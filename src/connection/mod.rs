@@ -5,6 +5,7 @@ pub mod base;
 mod binding;
 pub mod bio;
 mod bytes;
+pub mod cookie;
 pub(crate) mod core;
 mod datagram;
 pub mod engine;
@@ -14,6 +15,7 @@ pub(crate) mod io;
 mod ossl;
 pub(crate) mod properties;
 pub mod record;
+pub(crate) mod role;
 #[allow(unsafe_code)]
 mod source;
 mod verify;

@@ -275,10 +275,21 @@ pub(crate) fn pause_on_certificate_request(ssl: &mut SslRef) {
     ssl.set_ex_data(cert_request_index(), CertRequest::Ask);
 }
 
+fn requested_index() -> openssl::ex_data::Index<Ssl, bool> {
+    static INDEX: OnceLock<openssl::ex_data::Index<Ssl, bool>> = OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex_data index"))
+}
+
+/// Client: whether the server sent a CertificateRequest.
+pub(crate) fn certificate_requested(ssl: &SslRef) -> bool {
+    ssl.ex_data(requested_index()).copied().unwrap_or(false)
+}
+
 unsafe extern "C" fn cert_cb(ssl: *mut ffi::SSL, _arg: *mut c_void) -> c_int {
     let result = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: OpenSSL calls us with the live SSL being handshaken.
         let ssl = unsafe { SslRef::from_ptr_mut(ssl) };
+        ssl.set_ex_data(requested_index(), true);
         let has_certificate = ssl.certificate().is_some();
         match ssl.ex_data_mut(cert_request_index()) {
             Some(state @ CertRequest::Ask) if !has_certificate => {

@@ -22,9 +22,6 @@ pub struct Settings {
     pub mtu: u32,
     /// Retransmission and handshake time limits.
     pub timing: crate::config::Timing,
-    // Client side.
-    pub server_identity: Option<gio::SocketConnectable>,
-    pub validation_flags: gio::TlsCertificateFlags,
 }
 
 #[allow(deprecated)]
@@ -40,8 +37,6 @@ impl Default for Settings {
             advertised_protocols: None,
             mtu: DEFAULT_MTU,
             timing: crate::config::timing(),
-            server_identity: None,
-            validation_flags: gio::TlsCertificateFlags::VALIDATE_ALL,
         }
     }
 }
@@ -53,8 +48,6 @@ pub struct Results {
     pub peer_certificate_errors: gio::TlsCertificateFlags,
     pub protocol_version: gio::TlsProtocolVersion,
     pub ciphersuite_name: Option<String>,
-    /// DER distinguished names from the server's CertificateRequest.
-    pub accepted_cas: Vec<Vec<u8>>,
 }
 
 impl Default for Results {
@@ -64,7 +57,6 @@ impl Default for Results {
             peer_certificate_errors: gio::TlsCertificateFlags::empty(),
             protocol_version: gio::TlsProtocolVersion::Unknown,
             ciphersuite_name: None,
-            accepted_cas: Vec::new(),
         }
     }
 }

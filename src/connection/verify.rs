@@ -5,10 +5,9 @@
 use gio::prelude::*;
 
 use super::base::Connection;
-use super::engine::Role;
+use super::role::Verification;
 use crate::certificate::Certificate;
 use crate::error;
-use crate::trust::{PURPOSE_CLIENT, PURPOSE_SERVER};
 
 /// The peer's chain as linked GTlsCertificates (leaf first in `der`).
 ///
@@ -45,33 +44,22 @@ pub(crate) fn certificate_chain(
     Ok(issuer)
 }
 
-/// What verifying the peer needs, read from the connection once.
+/// What verifying the peer needs, read from the connection once: the
+/// shared settings and the role's [`Verification`].
 struct Request {
-    role: Role,
     database: Option<gio::TlsDatabase>,
-    identity: Option<gio::SocketConnectable>,
     interaction: Option<gio::TlsInteraction>,
-    purpose: &'static str,
+    role: Verification,
 }
 
 impl Request {
     fn of(conn: &Connection) -> Request {
-        let role = conn.role();
+        let role = (conn.hooks().verification)(conn);
         let s = conn.settings();
         Request {
-            role,
             database: s.database.clone(),
-            identity: if role == Role::Client {
-                s.server_identity.clone()
-            } else {
-                None
-            },
             interaction: s.interaction.clone(),
-            purpose: if role == Role::Client {
-                PURPOSE_SERVER
-            } else {
-                PURPOSE_CLIENT
-            },
+            role,
         }
     }
 
@@ -85,14 +73,16 @@ impl Request {
 
     fn verify_sync(
         &self,
+        conn: &Connection,
         peer: &gio::TlsCertificate,
         cancellable: Option<&gio::Cancellable>,
     ) -> Option<Result<gio::TlsCertificateFlags, glib::Error>> {
         let db = self.database.as_ref()?;
+        let _calling = calling(conn, "GTlsDatabase verify_chain");
         Some(db.verify_chain(
             peer,
-            self.purpose,
-            self.identity.as_ref(),
+            self.role.purpose,
+            self.role.identity.as_ref(),
             self.interaction.as_ref(),
             gio::TlsDatabaseVerifyFlags::NONE,
             cancellable,
@@ -125,10 +115,11 @@ impl Request {
             }
             // No database: nothing is trusted, but dates and identity still count.
             None => {
-                F::UNKNOWN_CA | peer.verify(self.identity.as_ref(), None::<&gio::TlsCertificate>)
+                F::UNKNOWN_CA
+                    | peer.verify(self.role.identity.as_ref(), None::<&gio::TlsCertificate>)
             }
         };
-        if self.role == Role::Client && self.identity.is_none() {
+        if self.role.identity_required && self.role.identity.is_none() {
             flags |= F::BAD_IDENTITY;
         }
         Ok((flags, detail))
@@ -142,16 +133,13 @@ fn decide(
     peer: &gio::TlsCertificate,
     errors: gio::TlsCertificateFlags,
     detail: Option<String>,
+    mask: gio::TlsCertificateFlags,
 ) -> Result<(), glib::Error> {
     {
         let mut r = conn.results();
         r.peer_certificate = Some(peer.clone());
         r.peer_certificate_errors = errors;
     }
-    let mask = match conn.role() {
-        Role::Client => conn.settings().validation_flags,
-        Role::Server => gio::TlsCertificateFlags::VALIDATE_ALL,
-    };
     if (errors & mask).is_empty() {
         return Ok(());
     }
@@ -161,8 +149,12 @@ fn decide(
         conn.as_ptr(),
         errors
     );
-    // No lock is held here: handlers may call back into the connection.
-    let accepted: bool = conn.emit_by_name("accept-certificate", &[peer, &errors]);
+    // No lock is held here: handlers may call back into the connection
+    // (another thread waits for the handshake; this one gets an error).
+    let accepted: bool = {
+        let _calling = calling(conn, "accept-certificate");
+        conn.emit_by_name("accept-certificate", &[peer, &errors])
+    };
     if accepted {
         Ok(())
     } else {
@@ -177,17 +169,6 @@ fn decide(
     }
 }
 
-/// A peer that sent no certificate: refused by a client, fine for a server.
-fn no_certificate(role: Role) -> Result<(), glib::Error> {
-    match role {
-        Role::Client => Err(error::tls(
-            gio::TlsError::BadCertificate,
-            "The server sent no certificate",
-        )),
-        Role::Server => Ok(()),
-    }
-}
-
 /// Verifies the peer after OpenSSL's handshake; `Err` rejects it.
 pub(crate) fn verify_peer(
     conn: &Connection,
@@ -196,10 +177,10 @@ pub(crate) fn verify_peer(
 ) -> Result<(), glib::Error> {
     let req = Request::of(conn);
     let Some(peer) = peer else {
-        return no_certificate(req.role);
+        return req.role.without_certificate;
     };
-    let (errors, detail) = req.flags(conn, peer, req.verify_sync(peer, cancellable))?;
-    decide(conn, peer, errors, detail)
+    let (errors, detail) = req.flags(conn, peer, req.verify_sync(conn, peer, cancellable))?;
+    decide(conn, peer, errors, detail, req.role.mask)
 }
 
 /// [`verify_peer`] for the async handshake: a database other than ours
@@ -216,8 +197,12 @@ pub(crate) fn verify_peer_async<F: FnOnce(Result<(), glib::Error>) + 'static>(
         return done(verify_peer(conn, peer.as_ref(), cancellable));
     };
     let db = req.database.clone().expect("may block implies a database");
-    let (purpose, identity, interaction) =
-        (req.purpose, req.identity.clone(), req.interaction.clone());
+    let (purpose, identity, interaction) = (
+        req.role.purpose,
+        req.role.identity.clone(),
+        req.interaction.clone(),
+    );
+    let _calling = calling(conn, "GTlsDatabase verify_chain_async");
     let conn = conn.clone();
     db.verify_chain_async(
         &peer.clone(),
@@ -229,10 +214,16 @@ pub(crate) fn verify_peer_async<F: FnOnce(Result<(), glib::Error>) + 'static>(
         move |answer| {
             let verdict = req
                 .flags(&conn, &peer, Some(answer))
-                .and_then(|(errors, detail)| decide(&conn, &peer, errors, detail));
+                .and_then(|(errors, detail)| decide(&conn, &peer, errors, detail, req.role.mask));
             done(verdict)
         },
     );
+}
+
+/// Marks the handshake as running application code (see
+/// [`super::core::Core::calling`]).
+fn calling<'a>(conn: &'a Connection, what: &'static str) -> Option<super::core::Calling<'a>> {
+    conn.core().ok().map(|core| core.calling(what))
 }
 
 /// A readable list of certificate flags.

@@ -72,6 +72,16 @@ impl Database {
             .map_or(HANDLE_PREFIX, String::as_str)
     }
 
+    /// DER subject names of the anchors (a server's CertificateRequest
+    /// lists them).
+    pub(crate) fn anchor_names(&self) -> Vec<Vec<u8>> {
+        self.store()
+            .anchors()
+            .iter()
+            .filter_map(|a| a.subject_name().to_der().ok())
+            .collect()
+    }
+
     fn store(&self) -> &TrustStore {
         self.imp()
             .store

@@ -76,6 +76,9 @@ pub struct Relay {
     server: SocketAddr,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// Clones of the two sockets, for [`Relay::inject`].
+    front: UdpSocket,
+    back: UdpSocket,
 }
 
 impl Relay {
@@ -101,6 +104,7 @@ impl Relay {
         });
         let front2 = front.try_clone().unwrap();
         let back2 = back.try_clone().unwrap();
+        let (front3, back3) = (front.try_clone().unwrap(), back.try_clone().unwrap());
         let t1 = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -120,6 +124,8 @@ impl Relay {
             server,
             shared,
             threads: vec![t1, t2],
+            front: front3,
+            back: back3,
         }
     }
 
@@ -156,6 +162,21 @@ impl Relay {
     /// glib-networking's lossy test: the first datagram of each side is lost.
     pub fn drop_first_each_way(&self) {
         self.drop_indices(&[0], &[0]);
+    }
+
+    /// Sends `datagram` as if it came from the other end: to the client
+    /// from the server's side (spoofed: same source address as the
+    /// server's datagrams), or to the server from the client's side.
+    pub fn inject(&self, dir: Direction, datagram: &[u8]) {
+        match dir {
+            Direction::ToClient => {
+                let client = self.client().expect("the client has sent something");
+                self.front.send_to(datagram, client).unwrap();
+            }
+            Direction::ToServer => {
+                self.back.send(datagram).unwrap();
+            }
+        };
     }
 
     /// Impairs both directions as `imp` says.

@@ -861,7 +861,7 @@ fn client_certificate_required() {
         Ok(()) => panic!("handshake without required client certificate"),
     };
     assert!(
-        matches!(server_err, EngineError::Handshake(_)),
+        matches!(&server_err, EngineError::CertificateRequired(m) if m.contains("client sent no certificate")),
         "{server_err:?}"
     );
     assert!(client_err.is_none());
@@ -870,7 +870,12 @@ fn client_certificate_required() {
     assert_eq!(p.server.write_record(b"x"), Err(EngineError::Closed));
     p.pump();
     match p.client.handshake() {
-        Err(EngineError::Handshake(msg)) => assert!(msg.contains("alert"), "{msg}"),
+        Err(EngineError::CertificateRequired(msg)) => {
+            assert!(
+                msg.contains("requires a client certificate") && msg.contains("alert"),
+                "{msg}"
+            )
+        }
         other => panic!("{other:?}"),
     }
 
