@@ -684,7 +684,19 @@ impl Engine {
             State::Failed(e) => return Err(e.clone()),
             State::Handshaking => {}
         }
-        let result = self.stream.do_handshake();
+        // OpenSSL may answer WANT_READ with records still queued (after
+        // discarding an early ChangeCipherSpec it takes its input as
+        // exhausted, one read being one record here): go on while it
+        // consumes them, so that WantRead means "needs a datagram".
+        let result = loop {
+            let queued = self.stream.get_ref().inbound_len();
+            match self.stream.do_handshake() {
+                Err(e)
+                    if is_retry(&e)
+                        && (1..queued).contains(&self.stream.get_ref().inbound_len()) => {}
+                other => break other,
+            }
+        };
         match result {
             Err(e) if e.code() == ErrorCode::from_raw(SSL_ERROR_WANT_X509_LOOKUP) => {
                 Ok(HandshakeStatus::WantCertificate)
