@@ -26,6 +26,7 @@ mod iface;
 pub mod module;
 #[allow(unsafe_code)]
 mod ossl;
+mod second_copy;
 pub mod server;
 pub mod trust;
 mod unsupported;

@@ -2,6 +2,7 @@
 the module directory, DtlsOpenssl.register_backend() with the typelib alone,
 and GIO's own constructors returning our types."""
 
+import shutil
 import textwrap
 
 from dtls_helpers import SERVER_NAME, DtlsOpenssl, Gio, GLib, echo, udp_socket
@@ -136,3 +137,31 @@ def test_module_dir_without_register(pki, echo_server, child_env, child_python, 
     r = child_python(code, env, [server.port, pki / "ca.pem"])
     assert r.stdout.split() == ["DtlsOpensslClientConnection", "dtls-1-2"]
     assert server.wait_handshake().startswith("handshake ok")
+
+
+def test_second_copy_of_the_library_is_reported_in_one_line(child_env, child_python, tmp_path, libdir):
+    """A program that uses the library through the typelib while GIO loads a
+    *copy* (another inode) from its module directory: the copy reports it
+    once, naming both files and the fix, and stays unused; the first copy
+    keeps working."""
+    moddir = tmp_path / "modules"
+    moddir.mkdir()
+    copy = moddir / "libgiodtlsopenssl.so"
+    shutil.copyfile(libdir / "libgiodtlsopenssl.so", copy)
+    env = child_env(GIO_USE_TLS="dtls-openssl", GIO_MODULE_DIR=moddir)
+    code = textwrap.dedent("""
+        import gi
+        gi.require_version("Gio", "2.0")
+        gi.require_version("DtlsOpenssl", "1.0")
+        from gi.repository import DtlsOpenssl, Gio
+        DtlsOpenssl.register_backend()
+        print(DtlsOpenssl.ClientConnection.__gtype__.name)
+        print(Gio.TlsBackend.get_default().__gtype__.name)
+    """)
+    r = child_python(code, env)
+    assert r.stdout.split() == ["DtlsOpensslClientConnection", "DtlsOpensslBackend"]
+    lines = [l for l in r.stderr.splitlines() if "two copies of libgiodtlsopenssl" in l]
+    assert len(lines) == 1, r.stderr
+    assert str(copy.resolve()) in lines[0] and "symlink" in lines[0], lines[0]
+    assert str((libdir / "libgiodtlsopenssl.so").resolve()) in lines[0], lines[0]
+    assert "panicked" not in r.stderr and "CRITICAL" not in r.stderr, r.stderr
