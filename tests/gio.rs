@@ -17,6 +17,10 @@ mod dtls_edges;
 mod dtls_errors;
 #[path = "gio/dtls_server.rs"]
 mod dtls_server;
+#[path = "gio/dtls_server_auth.rs"]
+mod dtls_server_auth;
+#[path = "gio/dtls_server_p2p.rs"]
+mod dtls_server_p2p;
 #[path = "gio/hostile.rs"]
 mod hostile;
 #[path = "gio/identity.rs"]

@@ -206,6 +206,27 @@ fn server_index() -> openssl::ex_data::Index<Ssl, ServerSettings> {
     *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex_data index"))
 }
 
+/// The cookie of a datagram that starts with an epoch-0 record holding the
+/// beginning of a ClientHello; `None` for anything else.
+fn client_hello_cookie(d: &[u8]) -> Option<&[u8]> {
+    // Record header: type, version (2), epoch (2), sequence (6), length (2).
+    if *d.first()? != 22 || d.get(3..5)? != [0, 0] {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes(d.get(11..13)?.try_into().ok()?));
+    let record = d.get(13..13 + len)?;
+    // Handshake header: type, length (3), message_seq (2),
+    // fragment_offset (3), fragment_length (3).
+    if *record.first()? != 1 || record.get(6..9)? != [0, 0, 0] {
+        return None;
+    }
+    // client_version (2), random (32), session_id <0..32>, cookie <0..255>.
+    let body = record.get(12..)?;
+    let at = 35 + usize::from(*body.get(34)?);
+    let cookie_len = usize::from(*body.get(at)?);
+    body.get(at + 1..at + 1 + cookie_len)
+}
+
 fn cookie_binding(ssl: &SslRef) -> &[u8] {
     ssl.ex_data(server_index())
         .map_or(&[][..], |s| s.cookie_peer.as_slice())
@@ -498,7 +519,34 @@ impl Engine {
     /// be a genuine record is dropped, here or when OpenSSL gets to it; see
     /// `record.rs`. Empty datagrams are ignored.
     pub fn push_datagram(&mut self, datagram: &[u8]) {
+        if self.has_foreign_cookie(datagram) {
+            return;
+        }
         self.stream.get_mut().push_inbound(datagram);
+    }
+
+    /// A server with the cookie exchange, before its handshake is done,
+    /// given a ClientHello whose cookie this connection did not make (one
+    /// from another connection, or forged). OpenSSL 3.0 ends the handshake
+    /// on it ("cookie mismatch", fatal), so one unauthenticated datagram
+    /// would end the connection: such a ClientHello is dropped instead
+    /// (a genuine client's retransmission carries the right cookie).
+    fn has_foreign_cookie(&self, datagram: &[u8]) -> bool {
+        if self.state != State::Handshaking {
+            return false;
+        }
+        let Some(binding) = self
+            .ssl()
+            .ex_data(server_index())
+            .map(|s| s.cookie_peer.as_slice())
+            .filter(|b| !b.is_empty())
+        else {
+            return false;
+        };
+        match client_hello_cookie(datagram) {
+            Some(cookie) if !cookie.is_empty() => !super::cookie::verify(binding, cookie),
+            _ => false,
+        }
     }
 
     /// Received records dropped without reaching OpenSSL so far.

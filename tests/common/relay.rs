@@ -138,6 +138,12 @@ impl Relay {
         self.server
     }
 
+    /// The address the server sees the relay's datagrams come from (to
+    /// connect a server's socket to).
+    pub fn back_addr(&self) -> SocketAddr {
+        self.back.local_addr().unwrap()
+    }
+
     /// Replaces the filter: `f(direction, index_in_direction, datagram)`.
     pub fn set_filter(&self, f: impl FnMut(Direction, usize, &[u8]) -> Verdict + Send + 'static) {
         *self.shared.filter.lock().unwrap() = Box::new(f);
