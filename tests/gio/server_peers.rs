@@ -231,13 +231,12 @@ impl ServerRun {
         let addr = listener.addr();
         let cancellable = gio::Cancellable::new();
         let (tx, rx) = mpsc::channel();
-        let job = Shared((listener, cancellable.clone()));
+        let job = (Shared(listener), cancellable.clone());
         std::thread::Builder::new()
             .name("our-dtls-server".into())
             .spawn(move || {
-                let job = job;
-                let (listener, cancellable) = job.0;
-                let _ = tx.send(serve(listener, &opts, &cancellable));
+                let (listener, cancellable) = job;
+                let _ = tx.send(serve(listener.0, &opts, &cancellable));
             })
             .unwrap();
         ServerRun {
@@ -537,12 +536,11 @@ fn our_client_against_gnutls_gio_server() {
     conn.set_advertised_protocols(&["bar", "foo"]);
     // Bounded: cancelled from a timer thread at the deadline.
     let watchdog = {
-        let c = Shared(cancellable.clone());
+        let c = cancellable.clone();
         let (tx, rx) = mpsc::channel::<()>();
         let t = std::thread::spawn(move || {
-            let c = c;
             if rx.recv_timeout(T * 2).is_err() {
-                c.0.cancel();
+                c.cancel();
             }
         });
         (tx, t)
