@@ -29,5 +29,7 @@ mod identity;
 mod loss;
 #[path = "gio/reentry.rs"]
 mod reentry;
+#[path = "gio/server_peers.rs"]
+mod server_peers;
 #[path = "gio/time_limits.rs"]
 mod time_limits;
