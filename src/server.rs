@@ -13,7 +13,6 @@ use crate::connection::base::{set_engine_certificate, Connection, Material};
 use crate::connection::core::engine_error;
 use crate::connection::engine::{ClientAuth, Engine, Role};
 use crate::connection::role::{ConnectionImpl, Verification};
-use crate::error;
 use crate::trust::PURPOSE_CLIENT;
 
 glib::wrapper! {
@@ -152,13 +151,12 @@ pub(crate) mod imp {
             engine: &mut Engine,
             certificate: Option<&Material>,
         ) -> Result<(), glib::Error> {
-            let material = certificate.ok_or_else(|| {
-                error::tls(
-                    gio::TlsError::BadCertificate,
-                    "A DTLS server needs a certificate: none is set (the certificate property, or g_dtls_server_connection_new's certificate)",
-                )
-            })?;
-            set_engine_certificate(engine, material)?;
+            // Without a certificate OpenSSL finds no suite to offer and
+            // alerts the client at once; the engine reports it as
+            // EngineError::NoCertificate (G_TLS_ERROR_BAD_CERTIFICATE).
+            if let Some(material) = certificate {
+                set_engine_certificate(engine, material)?;
+            }
             let (mode, cookies) = {
                 let s = self.state.lock().unwrap();
                 (s.authentication_mode, s.cookie_exchange)

@@ -115,6 +115,10 @@ pub fn engine_error(e: EngineError) -> glib::Error {
             gio::TlsError::CertificateRequired,
             format!("DTLS handshake failed: {m}"),
         ),
+        EngineError::NoCertificate(m) => error::tls(
+            gio::TlsError::BadCertificate,
+            format!("DTLS handshake failed: {m}"),
+        ),
         EngineError::TimedOut(m) => error::io(Io::TimedOut, format!("DTLS handshake timed out: {m}")),
         EngineError::Protocol(m) => error::tls(gio::TlsError::Misc, format!("DTLS protocol error: {m}")),
         EngineError::NotConnected => error::io(Io::WouldBlock, "The DTLS handshake is not complete"),

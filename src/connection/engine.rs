@@ -360,6 +360,9 @@ pub enum EngineError {
     /// or refused the handshake after asking for one this end did not have
     /// (client side). GIO: `G_TLS_ERROR_CERTIFICATE_REQUIRED`.
     CertificateRequired(String),
+    /// A server without a certificate could not answer the ClientHello
+    /// (OpenSSL alerted the client). GIO: `G_TLS_ERROR_BAD_CERTIFICATE`.
+    NoCertificate(String),
     /// The peer did not answer: the handshake's retransmissions ran out.
     /// Sticky like `Handshake`. GIO: `G_IO_ERROR_TIMED_OUT`.
     TimedOut(String),
@@ -397,7 +400,9 @@ impl fmt::Display for EngineError {
         match self {
             Self::Handshake(e) => write!(f, "DTLS handshake failed: {e}"),
             Self::TimedOut(e) => write!(f, "DTLS handshake timed out: {e}"),
-            Self::CertificateRequired(e) => write!(f, "DTLS handshake failed: {e}"),
+            Self::CertificateRequired(e) | Self::NoCertificate(e) => {
+                write!(f, "DTLS handshake failed: {e}")
+            }
             Self::Protocol(e) => write!(f, "DTLS protocol error: {e}"),
             Self::NotConnected => f.write_str("DTLS handshake not complete"),
             Self::Closed => f.write_str("DTLS connection is closed"),
@@ -762,6 +767,11 @@ impl Engine {
                     ))
                 } else if let Some(why) = self.missing_certificate(&e) {
                     EngineError::CertificateRequired(format!("{why} ({})", describe(&e)))
+                } else if self.role == Role::Server && self.ssl().certificate().is_none() {
+                    EngineError::NoCertificate(format!(
+                        "this server has no certificate to present (set one: the certificate property, or g_dtls_server_connection_new's certificate) ({})",
+                        describe(&e)
+                    ))
                 } else {
                     EngineError::Handshake(describe(&e))
                 };
