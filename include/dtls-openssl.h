@@ -91,6 +91,21 @@ struct _DtlsOpensslConnectionClass
  */
 
 /**
+ * DtlsOpensslConnection:session-resumption:
+ *
+ * Whether to resume earlier sessions (on by default): a client offers the
+ * last session it verified with the same server name at the same address
+ * (a process-wide cache of 256 servers); a server accepts session tickets
+ * and its cache. The resumed peer is verified like a full handshake's.
+ */
+
+/**
+ * DtlsOpensslConnection:session-resumed:
+ *
+ * Whether the handshake resumed an earlier session.
+ */
+
+/**
  * DtlsOpensslConnection:handshake-timeout:
  *
  * The handshake fails with %G_IO_ERROR_TIMED_OUT when it has not completed

@@ -14,6 +14,7 @@ use crate::connection::core::engine_error;
 use crate::connection::engine::{Engine, Role};
 use crate::connection::properties;
 use crate::connection::role::{ConnectionImpl, Verification};
+use crate::connection::session_cache;
 use crate::error;
 use crate::trust::{Identity, PURPOSE_SERVER};
 
@@ -61,6 +62,8 @@ pub(crate) mod imp {
     #[derive(Debug)]
     pub struct ClientConnection {
         state: Mutex<State>,
+        /// Where this connection's session is cached (none: not cached).
+        cache_key: Mutex<Option<String>>,
     }
 
     impl Default for ClientConnection {
@@ -71,6 +74,7 @@ pub(crate) mod imp {
                     validation_flags: gio::TlsCertificateFlags::VALIDATE_ALL,
                     accepted_cas: Vec::new(),
                 }),
+                cache_key: Mutex::new(None),
             }
         }
     }
@@ -124,10 +128,30 @@ pub(crate) mod imp {
         ) -> Result<(), glib::Error> {
             let identity = self.state.lock().unwrap().server_identity.clone();
             let conn = self.obj();
-            let (protocols, interaction) = {
+            let (protocols, interaction, resumption, base) = {
                 let s = conn.upcast_ref::<Connection>().settings();
-                (s.advertised_protocols.clone(), s.interaction.is_some())
+                (
+                    s.advertised_protocols.clone(),
+                    s.interaction.is_some(),
+                    s.resumption,
+                    s.base_socket.clone(),
+                )
             };
+            let key = base
+                .as_ref()
+                .and_then(|b| session_cache::key(identity.as_ref(), b))
+                .filter(|_| resumption);
+            if let Some(session) = key.as_deref().and_then(session_cache::get) {
+                let offered = engine.resume(&session);
+                glib::g_debug!(
+                    crate::LOG_DOMAIN,
+                    "{:?}: offering the cached session for {} ({})",
+                    self.obj().as_ptr(),
+                    key.as_deref().unwrap_or_default(),
+                    if offered { "ok" } else { "refused by OpenSSL" }
+                );
+            }
+            *self.cache_key.lock().unwrap() = key;
             // SNI for host names only, never for address literals.
             if let Some(Identity::Host(h)) = identity.as_ref().and_then(Identity::from_connectable)
             {
@@ -162,6 +186,26 @@ pub(crate) mod imp {
         fn negotiated(&self, engine: &Engine) -> &'static [&'static str] {
             self.state.lock().unwrap().accepted_cas = engine.client_ca_names();
             &["accepted-cas"]
+        }
+
+        fn established(&self, engine: &Engine) {
+            if let Some(key) = self.cache_key.lock().unwrap().as_deref() {
+                let session = engine.resumable_session();
+                glib::g_debug!(
+                    crate::LOG_DOMAIN,
+                    "{:?}: {} the session for {key}",
+                    self.obj().as_ptr(),
+                    if session.is_some() {
+                        "keeping"
+                    } else {
+                        "no resumable session: forgetting"
+                    }
+                );
+                match session {
+                    Some(session) => session_cache::put(key, session),
+                    None => session_cache::forget(key),
+                }
+            }
         }
     }
 }

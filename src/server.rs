@@ -162,14 +162,18 @@ pub(crate) mod imp {
                 (s.authentication_mode, s.cookie_exchange)
             };
             let conn = self.obj();
-            let (protocols, database, base) = {
+            let (protocols, database, base, resumption) = {
                 let s = conn.upcast_ref::<Connection>().settings();
                 (
                     s.advertised_protocols.clone(),
                     s.database.clone(),
                     s.base_socket.clone(),
+                    s.resumption,
                 )
             };
+            if !resumption {
+                engine.refuse_resumption();
+            }
             let auth = match mode {
                 gio::TlsAuthenticationMode::Requested => ClientAuth::Request,
                 gio::TlsAuthenticationMode::Required => ClientAuth::Require,

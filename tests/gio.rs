@@ -29,6 +29,8 @@ mod identity;
 mod loss;
 #[path = "gio/reentry.rs"]
 mod reentry;
+#[path = "gio/resumption.rs"]
+mod resumption;
 #[path = "gio/server_peers.rs"]
 mod server_peers;
 #[path = "gio/time_limits.rs"]

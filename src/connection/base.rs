@@ -243,13 +243,14 @@ impl Connection {
     /// peer's certificate chain.
     fn record_negotiated(&self) -> Result<Option<gio::TlsCertificate>, glib::Error> {
         let core = self.core()?;
-        let (chain, alpn, version, cipher, role_notifies) = {
+        let (chain, alpn, version, cipher, resumed, role_notifies) = {
             let e = core.engine();
             (
                 e.peer_chain_der(),
                 e.alpn_selected().map(|a| a.to_vec()),
                 e.protocol_version(),
                 e.cipher_iana_name().map(str::to_string),
+                e.session_reused(),
                 (self.hooks().negotiated)(self, &e),
             )
         };
@@ -267,6 +268,7 @@ impl Connection {
                 None => gio::TlsProtocolVersion::Unknown,
             };
             r.ciphersuite_name = cipher;
+            r.session_resumed = resumed;
         }
         let _calling = core.calling("notify");
         for p in [
@@ -289,6 +291,11 @@ impl Connection {
             let _calling = self.core().ok().map(|core| core.calling("notify"));
             self.notify("peer-certificate");
             self.notify("peer-certificate-errors");
+        }
+        if verdict.is_ok() {
+            if let Ok(core) = self.core() {
+                (self.hooks().established)(self, &core.engine());
+            }
         }
         if let Err(e) = &verdict {
             glib::g_debug!(
@@ -523,6 +530,7 @@ pub(crate) mod imp {
                 "handshake-timeout" => {
                     s.timing.handshake_ms = value.get().unwrap_or(s.timing.handshake_ms)
                 }
+                "session-resumption" => s.resumption = value.get().unwrap_or(true),
                 other => glib::g_warning!(crate::LOG_DOMAIN, "property {} is read-only", other),
             }
         }
@@ -542,6 +550,8 @@ pub(crate) mod imp {
                 "retransmit-timeout" => s.timing.retransmit_ms.to_value(),
                 "max-retransmit-timeout" => s.timing.max_retransmit_ms.to_value(),
                 "handshake-timeout" => s.timing.handshake_ms.to_value(),
+                "session-resumption" => s.resumption.to_value(),
+                "session-resumed" => r.session_resumed.to_value(),
                 "peer-certificate" => r.peer_certificate.to_value(),
                 "peer-certificate-errors" => r.peer_certificate_errors.to_value(),
                 "negotiated-protocol" => self

@@ -172,6 +172,10 @@ pub fn shared_server_context(config: &ContextConfig) -> Result<SslContext, Engin
 
 fn server_builder(config: &ContextConfig) -> Result<SslContextBuilder, EngineError> {
     let mut builder = base_context(SslMethod::dtls_server(), config)?;
+    // Sessions resume through tickets (the context's own key) or the
+    // context's cache; client certificates are verified by the caller, so
+    // one ID context serves every connection.
+    builder.set_session_id_context(b"gio-dtls-openssl")?;
     set_client_auth(&mut builder, config.client_auth);
     if !config.client_ca_names.is_empty() {
         builder.set_client_ca_list(x509_names(&config.client_ca_names)?);
@@ -718,6 +722,31 @@ impl Engine {
             ssl.set_ex_data(server_index(), ServerSettings::default());
         }
         ssl.ex_data_mut(server_index()).expect("just set")
+    }
+
+    // ---- resumption -------------------------------------------------------
+
+    /// Client: offers `session` (from an earlier connection on a context of
+    /// the same configuration) for an abbreviated handshake; OpenSSL falls
+    /// back to a full one if the server does not resume it.
+    pub fn resume(&mut self, session: &openssl::ssl::SslSessionRef) -> bool {
+        ossl::set_session(self.ssl_mut(), session)
+    }
+
+    /// After a complete handshake, the session to keep for resuming, if it
+    /// can be resumed: a copy, since OpenSSL marks the connection's own
+    /// session object unresumable when the connection is freed without
+    /// close_notify (routine for datagrams, where it may be lost).
+    pub fn resumable_session(&self) -> Option<openssl::ssl::SslSession> {
+        self.ssl()
+            .session()
+            .filter(|s| ossl::is_resumable(s))
+            .and_then(ossl::dup_session)
+    }
+
+    /// Server: never resume this connection (no ticket, no cached session).
+    pub fn refuse_resumption(&mut self) {
+        ossl::isolate_sessions(self.ssl_mut());
     }
 
     // ---- handshake and timer ---------------------------------------------

@@ -16,6 +16,7 @@ mod ossl;
 pub(crate) mod properties;
 pub mod record;
 pub(crate) mod role;
+pub(crate) mod session_cache;
 #[allow(unsafe_code)]
 mod source;
 mod verify;

@@ -9,9 +9,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use foreign_types::ForeignTypeRef;
+use foreign_types::{ForeignType, ForeignTypeRef};
 use openssl::nid::Nid;
-use openssl::ssl::{Ssl, SslCipherRef, SslOptions, SslRef, SslStream};
+use openssl::ssl::{Ssl, SslCipherRef, SslOptions, SslRef, SslSessionRef, SslStream};
 use openssl::stack::StackRef;
 use openssl::x509::X509Name;
 use openssl_sys as ffi;
@@ -38,6 +38,9 @@ extern "C" {
     fn SSL_set_options(s: *mut ffi::SSL, op: u64) -> u64;
     fn SSL_get_client_CA_list(s: *const ffi::SSL) -> *mut ffi::stack_st_X509_NAME;
     fn SSL_get_pending_cipher(s: *const ffi::SSL) -> *const ffi::SSL_CIPHER;
+    fn SSL_SESSION_is_resumable(s: *const ffi::SSL_SESSION) -> c_int;
+    fn SSL_SESSION_dup(src: *const ffi::SSL_SESSION) -> *mut ffi::SSL_SESSION;
+    fn SSL_set_session_id_context(s: *mut ffi::SSL, sid_ctx: *const u8, len: c_uint) -> c_int;
     fn SSL_CIPHER_is_aead(c: *const ffi::SSL_CIPHER) -> c_int;
     fn SSL_CTX_set_cert_cb(
         ctx: *mut ffi::SSL_CTX,
@@ -118,6 +121,42 @@ impl std::fmt::Debug for ProtectionProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ProtectionProbe")
     }
+}
+
+/// Offers `session` for resumption (`SSL_set_session`).
+pub(crate) fn set_session(ssl: &mut SslRef, session: &SslSessionRef) -> bool {
+    // SAFETY: both are live; OpenSSL takes its own reference to the
+    // session. rust-openssl marks this unsafe because a session must come
+    // from an SSL of the same context: every client connection shares one
+    // context per configuration (config.rs), which is where sessions come
+    // from, and OpenSSL checks the rest (version, cipher) and falls back to
+    // a full handshake.
+    unsafe { ssl.set_session(session) }.is_ok()
+}
+
+/// Whether `session` can be offered again (`SSL_SESSION_is_resumable`).
+pub(crate) fn is_resumable(session: &SslSessionRef) -> bool {
+    // SAFETY: the session is live; the call only reads it.
+    unsafe { SSL_SESSION_is_resumable(session.as_ptr()) == 1 }
+}
+
+/// A copy of `session` that shares no state with it (`SSL_SESSION_dup`:
+/// keys, ticket and the peer's whole chain; DER would keep only the leaf).
+pub(crate) fn dup_session(session: &SslSessionRef) -> Option<openssl::ssl::SslSession> {
+    // SAFETY: the session is live; the copy is a new object we own.
+    let copy = unsafe { SSL_SESSION_dup(session.as_ptr()) };
+    // SAFETY: non-NULL result of SSL_SESSION_dup, owned by the wrapper.
+    (!copy.is_null()).then(|| unsafe { openssl::ssl::SslSession::from_ptr(copy) })
+}
+
+/// Gives this SSL its own session ID context, so no cached session (and no
+/// ticket) of the shared context can resume it.
+pub(crate) fn isolate_sessions(ssl: &mut SslRef) {
+    let mut ctx = [0u8; 32];
+    let _ = openssl::rand::rand_bytes(&mut ctx);
+    // SAFETY: the SSL is live; OpenSSL copies the 32 bytes.
+    unsafe { SSL_set_session_id_context(ssl.as_ptr(), ctx.as_ptr(), ctx.len() as c_uint) };
+    set_options(ssl, SslOptions::NO_TICKET);
 }
 
 /// Makes `mtu` (bytes per datagram, headers of the DTLS records included)

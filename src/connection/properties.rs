@@ -22,6 +22,8 @@ pub struct Settings {
     pub mtu: u32,
     /// Retransmission and handshake time limits.
     pub timing: crate::config::Timing,
+    /// Offer (client) or allow (server) session resumption.
+    pub resumption: bool,
 }
 
 #[allow(deprecated)]
@@ -37,6 +39,7 @@ impl Default for Settings {
             advertised_protocols: None,
             mtu: DEFAULT_MTU,
             timing: crate::config::timing(),
+            resumption: true,
         }
     }
 }
@@ -48,6 +51,8 @@ pub struct Results {
     pub peer_certificate_errors: gio::TlsCertificateFlags,
     pub protocol_version: gio::TlsProtocolVersion,
     pub ciphersuite_name: Option<String>,
+    /// The handshake resumed an earlier session.
+    pub session_resumed: bool,
 }
 
 impl Default for Results {
@@ -57,6 +62,7 @@ impl Default for Results {
             peer_certificate_errors: gio::TlsCertificateFlags::empty(),
             protocol_version: gio::TlsProtocolVersion::Unknown,
             ciphersuite_name: None,
+            session_resumed: false,
         }
     }
 }
@@ -126,6 +132,20 @@ pub fn connection_properties() -> Vec<glib::ParamSpec> {
         0..=u32::MAX,
         d.handshake_ms,
     ));
+    props.push(
+        glib::ParamSpecBoolean::builder("session-resumption")
+            .nick("Session resumption")
+            .blurb("Resume earlier sessions: a client offers the last session with the same server, a server accepts tickets and cached sessions")
+            .default_value(true)
+            .build(),
+    );
+    props.push(
+        glib::ParamSpecBoolean::builder("session-resumed")
+            .nick("Session resumed")
+            .blurb("Whether the handshake resumed an earlier session (the peer's certificate is verified all the same)")
+            .read_only()
+            .build(),
+    );
     props
 }
 

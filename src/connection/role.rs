@@ -34,6 +34,10 @@ pub trait ConnectionImpl: ObjectImpl + ObjectSubclass<Type: IsA<Connection>> {
     fn negotiated(&self, _engine: &Engine) -> &'static [&'static str] {
         &[]
     }
+
+    /// After the peer was verified and accepted, with the engine locked
+    /// (e.g. a client keeps the session for resuming).
+    fn established(&self, _engine: &Engine) {}
 }
 
 /// What verifying the peer needs, decided by the role.
@@ -58,6 +62,7 @@ pub(crate) struct Hooks {
     pub prepare: fn(&Connection, &mut Engine, Option<&Material>) -> Result<(), glib::Error>,
     pub verification: fn(&Connection) -> Verification,
     pub negotiated: fn(&Connection, &Engine) -> &'static [&'static str],
+    pub established: fn(&Connection, &Engine),
 }
 
 /// `DtlsOpensslConnection`'s class: GObject's, plus the role's hooks (set
@@ -83,6 +88,7 @@ impl<T: ConnectionImpl> HooksOf<T> {
         prepare: |conn, engine, material| imp_of::<T>(conn).prepare(engine, material),
         verification: |conn| imp_of::<T>(conn).verification(),
         negotiated: |conn, engine| imp_of::<T>(conn).negotiated(engine),
+        established: |conn, engine| imp_of::<T>(conn).established(engine),
     };
 }
 

@@ -964,3 +964,39 @@ fn engine_is_send() {
     assert_send::<Engine>();
     assert_send::<EngineError>();
 }
+
+#[test]
+fn resumption_with_a_ticket_keeps_the_peer_chain() {
+    let pki = pki();
+    let c = client_context(&ContextConfig::default()).unwrap();
+    let s = server_context(&pki.server, &ContextConfig::default()).unwrap();
+    let mut first = Pair::new(&c, &s);
+    first.handshake().unwrap();
+    assert!(!first.client.session_reused());
+    let chain = first.client.peer_chain_der();
+    let session = first
+        .client
+        .resumable_session()
+        .expect("a resumable session");
+
+    // Dropped without close_notify (OpenSSL then marks its own session
+    // object unresumable): the kept copy still resumes.
+    drop(first);
+    let mut second = Pair::new(&c, &s);
+    assert!(second.client.resume(&session));
+    second.handshake().unwrap();
+    assert!(second.client.session_reused() && second.server.session_reused());
+    assert_eq!(
+        second.client.peer_chain_der(),
+        chain,
+        "the resumed session keeps the chain"
+    );
+    assert_eq!(second.transfer(true, b"resumed"), b"resumed");
+
+    // A server that refuses resumption makes it a full handshake.
+    let mut third = Pair::new(&c, &s);
+    assert!(third.client.resume(&session));
+    third.server.refuse_resumption();
+    third.handshake().unwrap();
+    assert!(!third.client.session_reused() && !third.server.session_reused());
+}
