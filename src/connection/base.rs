@@ -99,10 +99,25 @@ impl Connection {
         if self.imp().prepared.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let (certificate, mtu, timing) = {
+        let (certificate, mtu, timing, srtp, bounds) = {
             let s = self.settings();
-            (s.certificate.clone(), s.mtu, s.timing)
+            (
+                s.certificate.clone(),
+                s.mtu,
+                s.timing,
+                s.srtp_profiles.clone(),
+                (s.min_protocol_version, s.max_protocol_version),
+            )
         };
+        let (min, max) = (ssl_version(bounds.0)?, ssl_version(bounds.1)?);
+        if let (Some(min), Some(max)) = (min, max) {
+            if min == openssl::ssl::SslVersion::DTLS1_2 && max == openssl::ssl::SslVersion::DTLS1 {
+                return Err(error::io(
+                    gio::IOErrorEnum::InvalidArgument,
+                    "min-protocol-version (DTLS 1.2) is newer than max-protocol-version (DTLS 1.0)",
+                ));
+            }
+        }
         core.start_handshake_clock(timing.handshake());
         // Reading the certificate may run application code (a
         // GTlsCertificate of another class): before the engine is locked.
@@ -110,6 +125,12 @@ impl Connection {
         let mut engine = core.engine();
         engine.set_mtu(mtu).map_err(super::core::engine_error)?;
         engine.set_retransmit_timeouts(timing.retransmit(), timing.max_retransmit());
+        engine
+            .set_protocol_bounds(min, max)
+            .map_err(super::core::engine_error)?;
+        if let Some(p) = srtp.as_deref().filter(|p| !p.is_empty()) {
+            engine.set_srtp_profiles(p).map_err(super::core::engine_error)?;
+        }
         (self.hooks().prepare)(self, &mut engine, material.as_ref())
     }
 
@@ -243,13 +264,14 @@ impl Connection {
     /// peer's certificate chain.
     fn record_negotiated(&self) -> Result<Option<gio::TlsCertificate>, glib::Error> {
         let core = self.core()?;
-        let (chain, alpn, version, cipher, role_notifies) = {
+        let (chain, alpn, version, cipher, srtp, role_notifies) = {
             let e = core.engine();
             (
                 e.peer_chain_der(),
                 e.alpn_selected().map(|a| a.to_vec()),
                 e.protocol_version(),
                 e.cipher_iana_name().map(str::to_string),
+                e.srtp_profile(),
                 (self.hooks().negotiated)(self, &e),
             )
         };
@@ -267,12 +289,15 @@ impl Connection {
                 None => gio::TlsProtocolVersion::Unknown,
             };
             r.ciphersuite_name = cipher;
+            r.srtp_profile = srtp.map(str::to_string);
         }
         let _calling = core.calling("notify");
         for p in [
             "negotiated-protocol",
             "protocol-version",
             "ciphersuite-name",
+            "srtp-profile",
+            "max-payload",
         ]
         .iter()
         .chain(role_notifies)
@@ -424,6 +449,19 @@ pub(crate) fn set_engine_certificate(
         .map_err(super::core::engine_error)
 }
 
+/// A `min-`/`max-protocol-version` value as OpenSSL's; `None`: no bound.
+fn ssl_version(v: gio::TlsProtocolVersion) -> Result<Option<openssl::ssl::SslVersion>, glib::Error> {
+    match v {
+        gio::TlsProtocolVersion::Unknown => Ok(None),
+        gio::TlsProtocolVersion::Dtls10 => Ok(Some(openssl::ssl::SslVersion::DTLS1)),
+        gio::TlsProtocolVersion::Dtls12 => Ok(Some(openssl::ssl::SslVersion::DTLS1_2)),
+        other => Err(error::io(
+            gio::IOErrorEnum::InvalidArgument,
+            format!("{other:?} is not a DTLS version: use DTLS_1_0, DTLS_1_2 or UNKNOWN (no bound)"),
+        )),
+    }
+}
+
 fn is_deadline(e: &glib::Error) -> bool {
     e.matches(gio::IOErrorEnum::WouldBlock) || e.matches(gio::IOErrorEnum::TimedOut)
 }
@@ -514,6 +552,15 @@ pub(crate) mod imp {
                         self.obj().notify("mtu");
                     }
                 }
+                "srtp-profiles" => s.srtp_profiles = value.get().ok().flatten(),
+                "min-protocol-version" => {
+                    s.min_protocol_version =
+                        value.get().unwrap_or(gio::TlsProtocolVersion::Unknown)
+                }
+                "max-protocol-version" => {
+                    s.max_protocol_version =
+                        value.get().unwrap_or(gio::TlsProtocolVersion::Unknown)
+                }
                 "retransmit-timeout" => {
                     s.timing.retransmit_ms = value.get().unwrap_or(s.timing.retransmit_ms)
                 }
@@ -528,6 +575,11 @@ pub(crate) mod imp {
         }
 
         fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+            if pspec.name() == "max-payload" {
+                // Before taking our locks: it asks the engine.
+                let n = self.obj().max_payload().unwrap_or(0);
+                return u32::try_from(n).unwrap_or(u32::MAX).to_value();
+            }
             let s = self.settings.lock().unwrap();
             let r = self.results.lock().unwrap();
             match pspec.name() {
@@ -552,6 +604,10 @@ pub(crate) mod imp {
                     .to_value(),
                 "protocol-version" => r.protocol_version.to_value(),
                 "ciphersuite-name" => r.ciphersuite_name.to_value(),
+                "srtp-profiles" => s.srtp_profiles.to_value(),
+                "srtp-profile" => r.srtp_profile.to_value(),
+                "min-protocol-version" => s.min_protocol_version.to_value(),
+                "max-protocol-version" => s.max_protocol_version.to_value(),
                 _ => glib::Value::from_type(pspec.value_type()),
             }
         }
