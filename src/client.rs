@@ -103,8 +103,8 @@ pub(crate) mod imp {
 
     impl ObjectImpl for ClientConnection {
         fn properties() -> &'static [glib::ParamSpec] {
-            static PROPS: std::sync::LazyLock<Vec<glib::ParamSpec>> =
-                std::sync::LazyLock::new(|| {
+            static PROPS: std::sync::LazyLock<Vec<glib::ParamSpec>> = std::sync::LazyLock::new(
+                || {
                     let mut props = properties::client_properties();
                     props.push(
                         glib::ParamSpecString::builder("psk-identity")
@@ -119,7 +119,8 @@ pub(crate) mod imp {
                             .build(),
                     );
                     props
-                });
+                },
+            );
             PROPS.as_ref()
         }
 

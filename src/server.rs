@@ -73,7 +73,7 @@ fn ca_names(database: Option<&gio::TlsDatabase>) -> Vec<Vec<u8>> {
 /// handshake call, with the engine locked: marked as application code, so
 /// that a handler's blocking call on the same connection fails with
 /// `G_IO_ERROR_PENDING` instead of waiting for the handshake it is part of.
-fn psk_lookup(conn: &ServerConnection) -> Box<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync> {
+fn psk_lookup(conn: &ServerConnection) -> crate::connection::engine::PskLookup {
     let weak = glib::SendWeakRef::from(conn.downgrade());
     Box::new(move |identity: &str| {
         let conn = weak.upgrade()?;
@@ -207,8 +207,11 @@ pub(crate) mod imp {
             let conn = self.obj();
             let psk = glib::signal::signal_has_handler_pending(
                 &*conn,
-                glib::subclass::signal::SignalId::lookup("psk-lookup", super::ServerConnection::static_type())
-                    .expect("psk-lookup is registered"),
+                glib::subclass::signal::SignalId::lookup(
+                    "psk-lookup",
+                    super::ServerConnection::static_type(),
+                )
+                .expect("psk-lookup is registered"),
                 None,
                 false,
             );

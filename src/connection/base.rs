@@ -129,7 +129,9 @@ impl Connection {
             .set_protocol_bounds(min, max)
             .map_err(super::core::engine_error)?;
         if let Some(p) = srtp.as_deref().filter(|p| !p.is_empty()) {
-            engine.set_srtp_profiles(p).map_err(super::core::engine_error)?;
+            engine
+                .set_srtp_profiles(p)
+                .map_err(super::core::engine_error)?;
         }
         (self.hooks().prepare)(self, &mut engine, material.as_ref())
     }
@@ -450,14 +452,18 @@ pub(crate) fn set_engine_certificate(
 }
 
 /// A `min-`/`max-protocol-version` value as OpenSSL's; `None`: no bound.
-fn ssl_version(v: gio::TlsProtocolVersion) -> Result<Option<openssl::ssl::SslVersion>, glib::Error> {
+fn ssl_version(
+    v: gio::TlsProtocolVersion,
+) -> Result<Option<openssl::ssl::SslVersion>, glib::Error> {
     match v {
         gio::TlsProtocolVersion::Unknown => Ok(None),
         gio::TlsProtocolVersion::Dtls10 => Ok(Some(openssl::ssl::SslVersion::DTLS1)),
         gio::TlsProtocolVersion::Dtls12 => Ok(Some(openssl::ssl::SslVersion::DTLS1_2)),
         other => Err(error::io(
             gio::IOErrorEnum::InvalidArgument,
-            format!("{other:?} is not a DTLS version: use DTLS_1_0, DTLS_1_2 or UNKNOWN (no bound)"),
+            format!(
+                "{other:?} is not a DTLS version: use DTLS_1_0, DTLS_1_2 or UNKNOWN (no bound)"
+            ),
         )),
     }
 }
@@ -554,12 +560,10 @@ pub(crate) mod imp {
                 }
                 "srtp-profiles" => s.srtp_profiles = value.get().ok().flatten(),
                 "min-protocol-version" => {
-                    s.min_protocol_version =
-                        value.get().unwrap_or(gio::TlsProtocolVersion::Unknown)
+                    s.min_protocol_version = value.get().unwrap_or(gio::TlsProtocolVersion::Unknown)
                 }
                 "max-protocol-version" => {
-                    s.max_protocol_version =
-                        value.get().unwrap_or(gio::TlsProtocolVersion::Unknown)
+                    s.max_protocol_version = value.get().unwrap_or(gio::TlsProtocolVersion::Unknown)
                 }
                 "retransmit-timeout" => {
                     s.timing.retransmit_ms = value.get().unwrap_or(s.timing.retransmit_ms)

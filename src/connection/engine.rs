@@ -40,6 +40,9 @@ use super::ossl;
 /// `SSL_ERROR_WANT_X509_LOOKUP`, which the `openssl` crate does not name.
 const SSL_ERROR_WANT_X509_LOOKUP: std::ffi::c_int = 4;
 
+/// A server's PSK lookup: the key of an identity, `None` when unknown.
+pub type PskLookup = Box<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>;
+
 /// The DTLS-SRTP protection profiles OpenSSL 3.0 knows (RFC 5764, 7714).
 pub const SRTP_PROFILES: &[&str] = &[
     "SRTP_AES128_CM_SHA1_80",
@@ -742,14 +745,16 @@ impl Engine {
     pub fn set_psk_server(
         &mut self,
         hint: Option<&str>,
-        lookup: Box<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>,
+        lookup: PskLookup,
     ) -> Result<(), EngineError> {
         let hint = hint
             .map(std::ffi::CString::new)
             .transpose()
             .map_err(|_| EngineError::Config("a PSK identity hint cannot contain NUL".into()))?;
         if !ossl::set_psk_server(self.ssl_mut(), hint.as_deref(), lookup) {
-            return Err(EngineError::Config("OpenSSL refused the PSK identity hint".into()));
+            return Err(EngineError::Config(
+                "OpenSSL refused the PSK identity hint".into(),
+            ));
         }
         Ok(())
     }
@@ -1149,8 +1154,7 @@ fn known_cause(e: &ssl::Error) -> Option<&'static str> {
         Some("the server does not know this PSK identity (unknown_psk_identity alert)")
     } else if has(NO_PROTOCOLS_AVAILABLE) {
         Some("no protocol version is allowed (min-protocol-version, max-protocol-version)")
-    } else if has(UNSUPPORTED_PROTOCOL) || has(WRONG_SSL_VERSION) || has(ALERT_PROTOCOL_VERSION)
-    {
+    } else if has(UNSUPPORTED_PROTOCOL) || has(WRONG_SSL_VERSION) || has(ALERT_PROTOCOL_VERSION) {
         Some("no protocol version in common with the peer (min-protocol-version, max-protocol-version)")
     } else {
         None

@@ -309,8 +309,14 @@ pub(crate) const MAX_PSK_LEN: usize = 512;
 /// `NID_auth_psk`.
 const NID_AUTH_PSK: c_int = 1048;
 
-type PskClientCb =
-    unsafe extern "C" fn(*mut ffi::SSL, *const c_char, *mut c_char, c_uint, *mut u8, c_uint) -> c_uint;
+type PskClientCb = unsafe extern "C" fn(
+    *mut ffi::SSL,
+    *const c_char,
+    *mut c_char,
+    c_uint,
+    *mut u8,
+    c_uint,
+) -> c_uint;
 type PskServerCb = unsafe extern "C" fn(*mut ffi::SSL, *const c_char, *mut u8, c_uint) -> c_uint;
 
 extern "C" {
@@ -327,8 +333,7 @@ struct PskClient {
     key: Vec<u8>,
 }
 
-/// A server's key lookup: identity → key, `None` when unknown.
-type PskLookup = Box<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>;
+use super::engine::PskLookup;
 
 fn psk_client_index() -> openssl::ex_data::Index<Ssl, PskClient> {
     static INDEX: OnceLock<openssl::ex_data::Index<Ssl, PskClient>> = OnceLock::new();
@@ -428,7 +433,9 @@ unsafe extern "C" fn psk_server_cb(
             String::new()
         } else {
             // SAFETY: OpenSSL passes a NUL-terminated identity.
-            unsafe { CStr::from_ptr(identity) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(identity) }
+                .to_string_lossy()
+                .into_owned()
         };
         match lookup(&identity) {
             // SAFETY: `psk` has max_psk_len writable bytes.
