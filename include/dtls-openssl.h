@@ -84,8 +84,8 @@ struct _DtlsOpensslConnectionClass
  * DtlsOpensslConnection:srtp-profiles:
  *
  * DTLS-SRTP (RFC 5764): the SRTP protection profiles the client offers, or
- * the server accepts, in preference order, as OpenSSL names them separated
- * by colons: `SRTP_AES128_CM_SHA1_80`, `SRTP_AES128_CM_SHA1_32`,
+ * the server accepts, as OpenSSL names them separated by colons (the
+ * server picks the first of its list that the client offers): `SRTP_AES128_CM_SHA1_80`, `SRTP_AES128_CM_SHA1_32`,
  * `SRTP_AEAD_AES_128_GCM`, `SRTP_AEAD_AES_256_GCM`. %NULL (the default)
  * for no DTLS-SRTP. An unknown name fails the handshake with
  * %G_IO_ERROR_INVALID_ARGUMENT. Without a profile in common the handshake

@@ -118,7 +118,7 @@ pub fn connection_properties() -> Vec<glib::ParamSpec> {
     props.push(
         glib::ParamSpecString::builder("srtp-profiles")
             .nick("DTLS-SRTP profiles")
-            .blurb("DTLS-SRTP protection profiles (RFC 5764) the client offers or the server accepts, in preference order, separated by colons, e.g. SRTP_AES128_CM_SHA1_80:SRTP_AEAD_AES_128_GCM; NULL for no DTLS-SRTP")
+            .blurb("DTLS-SRTP protection profiles (RFC 5764) the client offers or the server accepts (the server picks the first of its list the client offers), separated by colons, e.g. SRTP_AES128_CM_SHA1_80:SRTP_AEAD_AES_128_GCM; NULL for no DTLS-SRTP")
             .build(),
     );
     props.push(
