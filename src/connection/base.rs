@@ -266,14 +266,14 @@ impl Connection {
     /// peer's certificate chain.
     fn record_negotiated(&self) -> Result<Option<gio::TlsCertificate>, glib::Error> {
         let core = self.core()?;
-        let (chain, alpn, version, cipher, srtp, role_notifies) = {
+        let (chain, alpn, version, cipher, (srtp, payload), role_notifies) = {
             let e = core.engine();
             (
                 e.peer_chain_der(),
                 e.alpn_selected().map(|a| a.to_vec()),
                 e.protocol_version(),
                 e.cipher_iana_name().map(str::to_string),
-                e.srtp_profile(),
+                (e.srtp_profile(), payload_u32(e.max_plaintext())),
                 (self.hooks().negotiated)(self, &e),
             )
         };
@@ -292,6 +292,7 @@ impl Connection {
             };
             r.ciphersuite_name = cipher;
             r.srtp_profile = srtp.map(str::to_string);
+            r.max_payload = payload;
         }
         let _calling = core.calling("notify");
         for p in [
@@ -451,6 +452,11 @@ pub(crate) fn set_engine_certificate(
         .map_err(super::core::engine_error)
 }
 
+/// A payload size as the `max-payload` property's type.
+fn payload_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// A `min-`/`max-protocol-version` value as OpenSSL's; `None`: no bound.
 fn ssl_version(
     v: gio::TlsProtocolVersion,
@@ -545,8 +551,10 @@ pub(crate) mod imp {
                     if mtu != s.mtu {
                         s.mtu = mtu;
                         drop(s);
+                        let mut payload = None;
                         if let Some(core) = self.core.get() {
-                            if let Err(e) = core.engine().set_mtu(mtu) {
+                            let mut engine = core.engine();
+                            if let Err(e) = engine.set_mtu(mtu) {
                                 glib::g_warning!(
                                     crate::LOG_DOMAIN,
                                     "could not set MTU {}: {}",
@@ -554,8 +562,15 @@ pub(crate) mod imp {
                                     e
                                 );
                             }
+                            payload = engine.is_handshake_done().then(|| engine.max_plaintext());
+                        }
+                        if let Some(p) = payload {
+                            self.results.lock().unwrap().max_payload = payload_u32(p);
                         }
                         self.obj().notify("mtu");
+                        if payload.is_some() {
+                            self.obj().notify("max-payload");
+                        }
                     }
                 }
                 "srtp-profiles" => s.srtp_profiles = value.get().ok().flatten(),
@@ -579,11 +594,6 @@ pub(crate) mod imp {
         }
 
         fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
-            if pspec.name() == "max-payload" {
-                // Before taking our locks: it asks the engine.
-                let n = self.obj().max_payload().unwrap_or(0);
-                return u32::try_from(n).unwrap_or(u32::MAX).to_value();
-            }
             let s = self.settings.lock().unwrap();
             let r = self.results.lock().unwrap();
             match pspec.name() {
@@ -610,6 +620,7 @@ pub(crate) mod imp {
                 "ciphersuite-name" => r.ciphersuite_name.to_value(),
                 "srtp-profiles" => s.srtp_profiles.to_value(),
                 "srtp-profile" => r.srtp_profile.to_value(),
+                "max-payload" => r.max_payload.to_value(),
                 "min-protocol-version" => s.min_protocol_version.to_value(),
                 "max-protocol-version" => s.max_protocol_version.to_value(),
                 _ => glib::Value::from_type(pspec.value_type()),

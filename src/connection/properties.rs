@@ -61,6 +61,8 @@ pub struct Results {
     pub ciphersuite_name: Option<String>,
     /// The DTLS-SRTP profile negotiated.
     pub srtp_profile: Option<String>,
+    /// `max-payload`: set by the handshake, then by MTU changes.
+    pub max_payload: u32,
 }
 
 impl Default for Results {
@@ -71,6 +73,7 @@ impl Default for Results {
             protocol_version: gio::TlsProtocolVersion::Unknown,
             ciphersuite_name: None,
             srtp_profile: None,
+            max_payload: 0,
         }
     }
 }
