@@ -73,6 +73,58 @@ struct _DtlsOpensslConnectionClass
 };
 
 /**
+ * DtlsOpensslConnection:max-payload:
+ *
+ * The largest application datagram that fits one record in one datagram of
+ * [property@DtlsOpenssl.Connection:mtu] bytes with the negotiated cipher
+ * suite; 0 before the handshake. It follows later MTU changes.
+ */
+
+/**
+ * DtlsOpensslConnection:srtp-profiles:
+ *
+ * DTLS-SRTP (RFC 5764): the SRTP protection profiles the client offers, or
+ * the server accepts, as OpenSSL names them separated by colons (the
+ * server picks the first of its list that the client offers): `SRTP_AES128_CM_SHA1_80`, `SRTP_AES128_CM_SHA1_32`,
+ * `SRTP_AEAD_AES_128_GCM`, `SRTP_AEAD_AES_256_GCM`. %NULL (the default)
+ * for no DTLS-SRTP. An unknown name fails the handshake with
+ * %G_IO_ERROR_INVALID_ARGUMENT. Without a profile in common the handshake
+ * succeeds and [property@DtlsOpenssl.Connection:srtp-profile] stays %NULL.
+ * The SRTP keys are dtls_openssl_connection_export_keying_material() with
+ * the label "EXTRACTOR-dtls_srtp" and no context. Set before the handshake.
+ */
+
+/**
+ * DtlsOpensslConnection:srtp-profile:
+ *
+ * The DTLS-SRTP profile the handshake selected, or %NULL (none offered,
+ * none in common, or before the handshake).
+ */
+
+/**
+ * DtlsOpensslConnection:min-protocol-version:
+ *
+ * The oldest protocol version this connection accepts:
+ * %G_TLS_PROTOCOL_VERSION_DTLS_1_0 or %G_TLS_PROTOCOL_VERSION_DTLS_1_2;
+ * %G_TLS_PROTOCOL_VERSION_UNKNOWN (the default) keeps
+ * `DTLS_OPENSSL_MIN_PROTOCOL`, else DTLS 1.2. Allowing DTLS 1.0 also lowers
+ * this connection's OpenSSL security level to 0, which OpenSSL 3.0 requires
+ * for DTLS 1.0. Other values fail the handshake with
+ * %G_IO_ERROR_INVALID_ARGUMENT, as does a minimum newer than the maximum.
+ * [property@Gio.DtlsConnection:protocol-version] reports the version
+ * negotiated. Set before the handshake.
+ */
+
+/**
+ * DtlsOpensslConnection:max-protocol-version:
+ *
+ * The newest protocol version this connection accepts (see
+ * [property@DtlsOpenssl.Connection:min-protocol-version]);
+ * %G_TLS_PROTOCOL_VERSION_UNKNOWN (the default) keeps
+ * `DTLS_OPENSSL_MAX_PROTOCOL`, else no bound. Set before the handshake.
+ */
+
+/**
  * DtlsOpensslConnection:retransmit-timeout:
  *
  * When a handshake flight is first retransmitted, in milliseconds (RFC
@@ -124,6 +176,30 @@ DTLS_OPENSSL_API
 G_DECLARE_FINAL_TYPE (DtlsOpensslClientConnection, dtls_openssl_client_connection, DTLS_OPENSSL, CLIENT_CONNECTION, DtlsOpensslConnection)
 
 /**
+ * DtlsOpensslClientConnection:psk-identity:
+ *
+ * The identity of a pre-shared key (RFC 4279). With
+ * [property@DtlsOpenssl.ClientConnection:psk-key] also set, the client
+ * offers the PSK cipher suites of its cipher list (by default PSK and
+ * ECDHE-PSK with AES-GCM, ChaCha20-Poly1305 and AES-CBC; CCM suites only
+ * through `DTLS_OPENSSL_CIPHER_LIST`). A server that picks one sends no
+ * certificate and none is verified: the key authenticates it. One without
+ * the other fails the handshake with %G_IO_ERROR_INVALID_ARGUMENT. Set
+ * before the handshake.
+ */
+
+/**
+ * DtlsOpensslClientConnection:psk-key:
+ *
+ * The pre-shared key, 1 to 512 bytes; see
+ * [property@DtlsOpenssl.ClientConnection:psk-identity]. It is never
+ * logged. A key that differs from the server's cannot complete the
+ * handshake: DTLS silently drops records it cannot authenticate, so the
+ * handshake ends with its time limit
+ * ([property@DtlsOpenssl.Connection:handshake-timeout]).
+ */
+
+/**
  * DtlsOpensslServerConnection:
  *
  * A DTLS server: [iface@Gio.DtlsServerConnection] on OpenSSL, for the one
@@ -133,6 +209,36 @@ G_DECLARE_FINAL_TYPE (DtlsOpensslClientConnection, dtls_openssl_client_connectio
 #define DTLS_OPENSSL_TYPE_SERVER_CONNECTION (dtls_openssl_server_connection_get_type ())
 DTLS_OPENSSL_API
 G_DECLARE_FINAL_TYPE (DtlsOpensslServerConnection, dtls_openssl_server_connection, DTLS_OPENSSL, SERVER_CONNECTION, DtlsOpensslConnection)
+
+/**
+ * DtlsOpensslServerConnection:psk-identity-hint:
+ *
+ * A hint sent to a client that negotiates a PSK cipher suite, to help it
+ * choose its identity (RFC 4279); %NULL (the default) for none.
+ */
+
+/**
+ * DtlsOpensslServerConnection::psk-lookup:
+ * @conn: the server connection
+ * @identity: the PSK identity the client sent
+ *
+ * Emitted during the handshake when a client negotiates a PSK cipher
+ * suite (RFC 4279): return the key of @identity, or %NULL when it is
+ * unknown; then the handshake fails with an unknown_psk_identity alert
+ * (%G_TLS_ERROR_HANDSHAKE on both ends, naming the cause). The first
+ * handler that returns a key wins.
+ *
+ * Connecting a handler before the handshake turns PSK on: the server then
+ * accepts PSK cipher suites and needs no certificate (without one, only
+ * PSK suites can be chosen).
+ *
+ * The handler runs on the thread driving the handshake, inside it: it may
+ * use other connections, but a blocking send, receive or handshake on
+ * @conn fails with %G_IO_ERROR_PENDING, and it must not set properties of
+ * @conn (that would wait for the handshake it is called from).
+ *
+ * Returns: (nullable) (transfer full): the key (1 to 512 bytes), or %NULL
+ */
 
 /**
  * DtlsOpensslServerConnection:cookie-exchange:
@@ -344,14 +450,20 @@ guint dtls_openssl_connection_get_mtu (DtlsOpensslConnection *conn);
  * dtls_openssl_connection_set_mtu:
  * @conn: a #DtlsOpensslConnection
  * @mtu: the largest datagram to send, from 256 to 65507 bytes
+ * @error: return location for a #GError
  *
  * Sets the largest datagram the connection sends, handshake included.
  * The payload one datagram can carry is a little smaller: see
- * dtls_openssl_connection_get_max_payload().
+ * dtls_openssl_connection_get_max_payload() and
+ * [property@DtlsOpenssl.Connection:max-payload]. A value out of range fails
+ * with %G_IO_ERROR_INVALID_ARGUMENT and changes nothing.
+ *
+ * Returns: %TRUE if the MTU was set
  */
 DTLS_OPENSSL_API
-void dtls_openssl_connection_set_mtu (DtlsOpensslConnection *conn,
-                                      guint                  mtu);
+gboolean dtls_openssl_connection_set_mtu (DtlsOpensslConnection  *conn,
+                                          guint                   mtu,
+                                          GError                **error);
 
 /**
  * dtls_openssl_connection_get_max_payload:
@@ -371,20 +483,26 @@ gsize dtls_openssl_connection_get_max_payload (DtlsOpensslConnection  *conn,
  * dtls_openssl_connection_export_keying_material:
  * @conn: a #DtlsOpensslConnection
  * @label: the exporter label, e.g. "EXTRACTOR-dtls_srtp" for DTLS-SRTP
- * @context: (nullable): the exporter context, or %NULL for none
  * @length: how many bytes to export
+ * @context: (nullable): the exporter context, or %NULL for none (DTLS-SRTP
+ *   uses none)
  * @error: return location for a #GError
  *
  * Exports keying material from the established session (RFC 5705). Fails
- * with %G_IO_ERROR_NOT_CONNECTED before the handshake.
+ * with %G_IO_ERROR_NOT_CONNECTED before the handshake. For DTLS-SRTP (RFC
+ * 5764 section 4.2) the label is "EXTRACTOR-dtls_srtp" and @length twice
+ * the sum of the profile's key and salt lengths: 60 bytes for
+ * `SRTP_AES128_CM_SHA1_80` (client key, server key, client salt, server
+ * salt), 56 for `SRTP_AEAD_AES_128_GCM`, 88 for `SRTP_AEAD_AES_256_GCM`.
+ * From Python: `conn.export_keying_material("EXTRACTOR-dtls_srtp", 60)`.
  *
  * Returns: (transfer full): @length bytes of keying material, or %NULL on error
  */
 DTLS_OPENSSL_API
 GBytes *dtls_openssl_connection_export_keying_material (DtlsOpensslConnection  *conn,
                                                         const char             *label,
-                                                        GBytes                 *context,
                                                         gsize                   length,
+                                                        GBytes                 *context,
                                                         GError                **error);
 
 G_END_DECLS

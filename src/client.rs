@@ -51,12 +51,27 @@ pub(crate) mod imp {
     use super::*;
 
     /// The client's own settings and results.
-    #[derive(Debug)]
     struct State {
         server_identity: Option<gio::SocketConnectable>,
         validation_flags: gio::TlsCertificateFlags,
         /// DER distinguished names from the server's CertificateRequest.
         accepted_cas: Vec<Vec<u8>>,
+        psk_identity: Option<String>,
+        psk_key: Option<glib::Bytes>,
+        /// The handshake authenticated the server with the PSK alone.
+        psk_authenticated: bool,
+    }
+
+    // The key never appears in a log, even at debug level.
+    impl std::fmt::Debug for State {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("State")
+                .field("server_identity", &self.server_identity)
+                .field("validation_flags", &self.validation_flags)
+                .field("psk_identity", &self.psk_identity)
+                .field("psk_key", &self.psk_key.as_ref().map(|_| "<set>"))
+                .finish_non_exhaustive()
+        }
     }
 
     #[derive(Debug)]
@@ -73,6 +88,9 @@ pub(crate) mod imp {
                     server_identity: None,
                     validation_flags: gio::TlsCertificateFlags::VALIDATE_ALL,
                     accepted_cas: Vec::new(),
+                    psk_identity: None,
+                    psk_key: None,
+                    psk_authenticated: false,
                 }),
                 cache_key: Mutex::new(None),
             }
@@ -89,8 +107,24 @@ pub(crate) mod imp {
 
     impl ObjectImpl for ClientConnection {
         fn properties() -> &'static [glib::ParamSpec] {
-            static PROPS: std::sync::LazyLock<Vec<glib::ParamSpec>> =
-                std::sync::LazyLock::new(properties::client_properties);
+            static PROPS: std::sync::LazyLock<Vec<glib::ParamSpec>> = std::sync::LazyLock::new(
+                || {
+                    let mut props = properties::client_properties();
+                    props.push(
+                        glib::ParamSpecString::builder("psk-identity")
+                            .nick("PSK identity")
+                            .blurb("The identity of the pre-shared key (RFC 4279); with psk-key set, the client offers PSK cipher suites")
+                            .build(),
+                    );
+                    props.push(
+                        glib::ParamSpecBoxed::builder::<glib::Bytes>("psk-key")
+                            .nick("PSK")
+                            .blurb("The pre-shared key (1 to 512 bytes); with psk-identity set, the client offers PSK cipher suites")
+                            .build(),
+                    );
+                    props
+                },
+            );
             PROPS.as_ref()
         }
 
@@ -103,6 +137,8 @@ pub(crate) mod imp {
                         .get()
                         .unwrap_or(gio::TlsCertificateFlags::VALIDATE_ALL)
                 }
+                "psk-identity" => s.psk_identity = value.get().ok().flatten(),
+                "psk-key" => s.psk_key = value.get().ok().flatten(),
                 other => glib::g_warning!(crate::LOG_DOMAIN, "property {} is read-only", other),
             }
         }
@@ -113,6 +149,8 @@ pub(crate) mod imp {
                 "server-identity" => s.server_identity.to_value(),
                 "validation-flags" => s.validation_flags.to_value(),
                 "accepted-cas" => properties::accepted_cas_value(&s.accepted_cas),
+                "psk-identity" => s.psk_identity.to_value(),
+                "psk-key" => s.psk_key.to_value(),
                 _ => glib::Value::from_type(pspec.value_type()),
             }
         }
@@ -126,7 +164,23 @@ pub(crate) mod imp {
             engine: &mut Engine,
             certificate: Option<&Material>,
         ) -> Result<(), glib::Error> {
-            let identity = self.state.lock().unwrap().server_identity.clone();
+            let (identity, psk) = {
+                let s = self.state.lock().unwrap();
+                (
+                    s.server_identity.clone(),
+                    (s.psk_identity.clone(), s.psk_key.clone()),
+                )
+            };
+            match psk {
+                (Some(id), Some(key)) => engine.set_psk_client(&id, &key).map_err(engine_error)?,
+                (None, None) => {}
+                _ => {
+                    return Err(error::io(
+                        gio::IOErrorEnum::InvalidArgument,
+                        "PSK needs both psk-identity and psk-key",
+                    ))
+                }
+            }
             let conn = self.obj();
             let (protocols, interaction, resumption, base) = {
                 let s = conn.upcast_ref::<Connection>().settings();
@@ -176,15 +230,22 @@ pub(crate) mod imp {
                 identity: s.server_identity.clone(),
                 identity_required: true,
                 mask: s.validation_flags,
-                without_certificate: Err(error::tls(
-                    gio::TlsError::BadCertificate,
-                    "The server sent no certificate",
-                )),
+                // A PSK suite authenticates the server by the key alone.
+                without_certificate: if s.psk_authenticated {
+                    Ok(())
+                } else {
+                    Err(error::tls(
+                        gio::TlsError::BadCertificate,
+                        "The server sent no certificate",
+                    ))
+                },
             }
         }
 
         fn negotiated(&self, engine: &Engine) -> &'static [&'static str] {
-            self.state.lock().unwrap().accepted_cas = engine.client_ca_names();
+            let mut s = self.state.lock().unwrap();
+            s.accepted_cas = engine.client_ca_names();
+            s.psk_authenticated = engine.psk_authenticated();
             &["accepted-cas"]
         }
 

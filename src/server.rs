@@ -68,6 +68,29 @@ fn ca_names(database: Option<&gio::TlsDatabase>) -> Vec<Vec<u8>> {
     }
 }
 
+/// The server's PSK lookup: emits `psk-lookup`. It runs inside OpenSSL's
+/// handshake call, with the engine locked: marked as application code, so
+/// that a handler's blocking call on the same connection fails with
+/// `G_IO_ERROR_PENDING` instead of waiting for the handshake it is part of.
+fn psk_lookup(conn: &ServerConnection) -> crate::connection::engine::PskLookup {
+    let weak = glib::SendWeakRef::from(conn.downgrade());
+    Box::new(move |identity: &str| {
+        let conn = weak.upgrade()?;
+        let base = conn.upcast_ref::<Connection>();
+        let _calling = base.core().ok().map(|c| c.calling("psk-lookup handler"));
+        let key = conn.emit_by_name::<Option<glib::Bytes>>("psk-lookup", &[&identity]);
+        // Only the identity is logged, never the key.
+        glib::g_debug!(
+            crate::LOG_DOMAIN,
+            "{:?}: psk-lookup for identity {:?}: {}",
+            conn.as_ptr(),
+            identity,
+            if key.is_some() { "found" } else { "unknown" }
+        );
+        key.map(|k| k.to_vec())
+    })
+}
+
 pub(crate) mod imp {
     use super::*;
 
@@ -75,6 +98,7 @@ pub(crate) mod imp {
     struct State {
         authentication_mode: gio::TlsAuthenticationMode,
         cookie_exchange: bool,
+        psk_identity_hint: Option<String>,
     }
 
     #[derive(Debug)]
@@ -88,6 +112,7 @@ pub(crate) mod imp {
                 state: Mutex::new(State {
                     authentication_mode: gio::TlsAuthenticationMode::None,
                     cookie_exchange: true,
+                    psk_identity_hint: None,
                 }),
             }
         }
@@ -116,10 +141,35 @@ pub(crate) mod imp {
                             )
                             .default_value(true)
                             .build(),
+                        glib::ParamSpecString::builder("psk-identity-hint")
+                            .nick("PSK identity hint")
+                            .blurb("Sent to a client that negotiates a PSK cipher suite, to help it choose its identity (RFC 4279); NULL for none")
+                            .build(),
                     ]
                 },
             );
             PROPS.as_ref()
+        }
+
+        fn signals() -> &'static [glib::subclass::Signal] {
+            static SIGNALS: std::sync::LazyLock<Vec<glib::subclass::Signal>> =
+                std::sync::LazyLock::new(|| {
+                    vec![glib::subclass::Signal::builder("psk-lookup")
+                        .param_types([String::static_type()])
+                        .return_type::<glib::Bytes>()
+                        .run_last()
+                        .accumulator(|_hint, _acc, value| {
+                            // The first handler that knows the key wins.
+                            let found = value.get::<Option<glib::Bytes>>().ok().flatten().is_some();
+                            if found {
+                                std::ops::ControlFlow::Break(value.clone())
+                            } else {
+                                std::ops::ControlFlow::Continue(value.clone())
+                            }
+                        })
+                        .build()]
+                });
+            SIGNALS.as_ref()
         }
 
         fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
@@ -129,6 +179,7 @@ pub(crate) mod imp {
                     s.authentication_mode = value.get().unwrap_or(gio::TlsAuthenticationMode::None)
                 }
                 "cookie-exchange" => s.cookie_exchange = value.get().unwrap_or(true),
+                "psk-identity-hint" => s.psk_identity_hint = value.get().ok().flatten(),
                 other => glib::g_warning!(crate::LOG_DOMAIN, "property {} is read-only", other),
             }
         }
@@ -138,6 +189,7 @@ pub(crate) mod imp {
             match pspec.name() {
                 "authentication-mode" => s.authentication_mode.to_value(),
                 "cookie-exchange" => s.cookie_exchange.to_value(),
+                "psk-identity-hint" => s.psk_identity_hint.to_value(),
                 _ => glib::Value::from_type(pspec.value_type()),
             }
         }
@@ -151,17 +203,38 @@ pub(crate) mod imp {
             engine: &mut Engine,
             certificate: Option<&Material>,
         ) -> Result<(), glib::Error> {
-            // Without a certificate OpenSSL finds no suite to offer and
-            // alerts the client at once; the engine reports it as
-            // EngineError::NoCertificate (G_TLS_ERROR_BAD_CERTIFICATE).
+            let conn = self.obj();
+            let psk = glib::signal::signal_has_handler_pending(
+                &*conn,
+                glib::subclass::signal::SignalId::lookup(
+                    "psk-lookup",
+                    super::ServerConnection::static_type(),
+                )
+                .expect("psk-lookup is registered"),
+                None,
+                false,
+            );
+            // Without a certificate (and without PSK) OpenSSL finds no
+            // suite to offer and alerts the client at once; the engine
+            // reports it as EngineError::NoCertificate
+            // (G_TLS_ERROR_BAD_CERTIFICATE). With PSK only PSK suites can
+            // be chosen.
             if let Some(material) = certificate {
                 set_engine_certificate(engine, material)?;
             }
-            let (mode, cookies) = {
+            let (mode, cookies, hint) = {
                 let s = self.state.lock().unwrap();
-                (s.authentication_mode, s.cookie_exchange)
+                (
+                    s.authentication_mode,
+                    s.cookie_exchange,
+                    s.psk_identity_hint.clone(),
+                )
             };
-            let conn = self.obj();
+            if psk {
+                engine
+                    .set_psk_server(hint.as_deref(), psk_lookup(&conn))
+                    .map_err(engine_error)?;
+            }
             let (protocols, database, base, resumption) = {
                 let s = conn.upcast_ref::<Connection>().settings();
                 (

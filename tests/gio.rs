@@ -15,6 +15,8 @@ mod dtls_client;
 mod dtls_edges;
 #[path = "gio/dtls_errors.rs"]
 mod dtls_errors;
+#[path = "gio/dtls_features.rs"]
+mod dtls_features;
 #[path = "gio/dtls_server.rs"]
 mod dtls_server;
 #[path = "gio/dtls_server_auth.rs"]

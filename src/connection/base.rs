@@ -99,10 +99,25 @@ impl Connection {
         if self.imp().prepared.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        let (certificate, mtu, timing) = {
+        let (certificate, mtu, timing, srtp, bounds) = {
             let s = self.settings();
-            (s.certificate.clone(), s.mtu, s.timing)
+            (
+                s.certificate.clone(),
+                s.mtu,
+                s.timing,
+                s.srtp_profiles.clone(),
+                (s.min_protocol_version, s.max_protocol_version),
+            )
         };
+        let (min, max) = (ssl_version(bounds.0)?, ssl_version(bounds.1)?);
+        if let (Some(min), Some(max)) = (min, max) {
+            if min == openssl::ssl::SslVersion::DTLS1_2 && max == openssl::ssl::SslVersion::DTLS1 {
+                return Err(error::io(
+                    gio::IOErrorEnum::InvalidArgument,
+                    "min-protocol-version (DTLS 1.2) is newer than max-protocol-version (DTLS 1.0)",
+                ));
+            }
+        }
         core.start_handshake_clock(timing.handshake());
         // Reading the certificate may run application code (a
         // GTlsCertificate of another class): before the engine is locked.
@@ -110,6 +125,14 @@ impl Connection {
         let mut engine = core.engine();
         engine.set_mtu(mtu).map_err(super::core::engine_error)?;
         engine.set_retransmit_timeouts(timing.retransmit(), timing.max_retransmit());
+        engine
+            .set_protocol_bounds(min, max)
+            .map_err(super::core::engine_error)?;
+        if let Some(p) = srtp.as_deref().filter(|p| !p.is_empty()) {
+            engine
+                .set_srtp_profiles(p)
+                .map_err(super::core::engine_error)?;
+        }
         (self.hooks().prepare)(self, &mut engine, material.as_ref())
     }
 
@@ -243,7 +266,7 @@ impl Connection {
     /// peer's certificate chain.
     fn record_negotiated(&self) -> Result<Option<gio::TlsCertificate>, glib::Error> {
         let core = self.core()?;
-        let (chain, alpn, version, cipher, resumed, role_notifies) = {
+        let (chain, alpn, version, cipher, resumed, (srtp, payload), role_notifies) = {
             let e = core.engine();
             (
                 e.peer_chain_der(),
@@ -251,6 +274,7 @@ impl Connection {
                 e.protocol_version(),
                 e.cipher_iana_name().map(str::to_string),
                 e.session_reused(),
+                (e.srtp_profile(), payload_u32(e.max_plaintext())),
                 (self.hooks().negotiated)(self, &e),
             )
         };
@@ -269,12 +293,16 @@ impl Connection {
             };
             r.ciphersuite_name = cipher;
             r.session_resumed = resumed;
+            r.srtp_profile = srtp.map(str::to_string);
+            r.max_payload = payload;
         }
         let _calling = core.calling("notify");
         for p in [
             "negotiated-protocol",
             "protocol-version",
             "ciphersuite-name",
+            "srtp-profile",
+            "max-payload",
         ]
         .iter()
         .chain(role_notifies)
@@ -431,6 +459,28 @@ pub(crate) fn set_engine_certificate(
         .map_err(super::core::engine_error)
 }
 
+/// A payload size as the `max-payload` property's type.
+fn payload_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// A `min-`/`max-protocol-version` value as OpenSSL's; `None`: no bound.
+fn ssl_version(
+    v: gio::TlsProtocolVersion,
+) -> Result<Option<openssl::ssl::SslVersion>, glib::Error> {
+    match v {
+        gio::TlsProtocolVersion::Unknown => Ok(None),
+        gio::TlsProtocolVersion::Dtls10 => Ok(Some(openssl::ssl::SslVersion::DTLS1)),
+        gio::TlsProtocolVersion::Dtls12 => Ok(Some(openssl::ssl::SslVersion::DTLS1_2)),
+        other => Err(error::io(
+            gio::IOErrorEnum::InvalidArgument,
+            format!(
+                "{other:?} is not a DTLS version: use DTLS_1_0, DTLS_1_2 or UNKNOWN (no bound)"
+            ),
+        )),
+    }
+}
+
 fn is_deadline(e: &glib::Error) -> bool {
     e.matches(gio::IOErrorEnum::WouldBlock) || e.matches(gio::IOErrorEnum::TimedOut)
 }
@@ -508,8 +558,10 @@ pub(crate) mod imp {
                     if mtu != s.mtu {
                         s.mtu = mtu;
                         drop(s);
+                        let mut payload = None;
                         if let Some(core) = self.core.get() {
-                            if let Err(e) = core.engine().set_mtu(mtu) {
+                            let mut engine = core.engine();
+                            if let Err(e) = engine.set_mtu(mtu) {
                                 glib::g_warning!(
                                     crate::LOG_DOMAIN,
                                     "could not set MTU {}: {}",
@@ -517,9 +569,23 @@ pub(crate) mod imp {
                                     e
                                 );
                             }
+                            payload = engine.is_handshake_done().then(|| engine.max_plaintext());
+                        }
+                        if let Some(p) = payload {
+                            self.results.lock().unwrap().max_payload = payload_u32(p);
                         }
                         self.obj().notify("mtu");
+                        if payload.is_some() {
+                            self.obj().notify("max-payload");
+                        }
                     }
+                }
+                "srtp-profiles" => s.srtp_profiles = value.get().ok().flatten(),
+                "min-protocol-version" => {
+                    s.min_protocol_version = value.get().unwrap_or(gio::TlsProtocolVersion::Unknown)
+                }
+                "max-protocol-version" => {
+                    s.max_protocol_version = value.get().unwrap_or(gio::TlsProtocolVersion::Unknown)
                 }
                 "retransmit-timeout" => {
                     s.timing.retransmit_ms = value.get().unwrap_or(s.timing.retransmit_ms)
@@ -562,6 +628,11 @@ pub(crate) mod imp {
                     .to_value(),
                 "protocol-version" => r.protocol_version.to_value(),
                 "ciphersuite-name" => r.ciphersuite_name.to_value(),
+                "srtp-profiles" => s.srtp_profiles.to_value(),
+                "srtp-profile" => r.srtp_profile.to_value(),
+                "max-payload" => r.max_payload.to_value(),
+                "min-protocol-version" => s.min_protocol_version.to_value(),
+                "max-protocol-version" => s.max_protocol_version.to_value(),
                 _ => glib::Value::from_type(pspec.value_type()),
             }
         }

@@ -87,8 +87,21 @@ impl Connection {
         self.property("mtu")
     }
 
-    pub fn set_mtu(&self, mtu: u32) {
-        self.set_property("mtu", mtu)
+    /// Sets the largest datagram to send: 256 to 65507 bytes, else
+    /// `G_IO_ERROR_INVALID_ARGUMENT` and nothing changes.
+    pub fn set_mtu(&self, mtu: u32) -> Result<(), glib::Error> {
+        if !(super::engine::MIN_MTU..=super::properties::MAX_MTU).contains(&mtu) {
+            return Err(error::io(
+                gio::IOErrorEnum::InvalidArgument,
+                format!(
+                    "MTU {mtu} out of range: a DTLS datagram is {} to {} bytes",
+                    super::engine::MIN_MTU,
+                    super::properties::MAX_MTU
+                ),
+            ));
+        }
+        self.set_property("mtu", mtu);
+        Ok(())
     }
 
     /// The largest payload one datagram can carry at the current MTU (known

@@ -40,6 +40,17 @@ use super::ossl;
 /// `SSL_ERROR_WANT_X509_LOOKUP`, which the `openssl` crate does not name.
 const SSL_ERROR_WANT_X509_LOOKUP: std::ffi::c_int = 4;
 
+/// A server's PSK lookup: the key of an identity, `None` when unknown.
+pub type PskLookup = Box<dyn Fn(&str) -> Option<Vec<u8>> + Send + Sync>;
+
+/// The DTLS-SRTP protection profiles OpenSSL 3.0 knows (RFC 5764, 7714).
+pub const SRTP_PROFILES: &[&str] = &[
+    "SRTP_AES128_CM_SHA1_80",
+    "SRTP_AES128_CM_SHA1_32",
+    "SRTP_AEAD_AES_128_GCM",
+    "SRTP_AEAD_AES_256_GCM",
+];
+
 /// Datagram size used until [`Engine::set_mtu`]: glib-networking's choice.
 pub const DEFAULT_MTU: u32 = 1400;
 /// Smallest MTU OpenSSL accepts.
@@ -749,6 +760,97 @@ impl Engine {
         ossl::isolate_sessions(self.ssl_mut());
     }
 
+    // ---- DTLS-SRTP, protocol bounds, PSK ------------------------------------
+
+    /// DTLS-SRTP (RFC 5764): the protection profiles to offer (client) or
+    /// accept (server), OpenSSL's colon-separated names, e.g.
+    /// `SRTP_AES128_CM_SHA1_80:SRTP_AEAD_AES_128_GCM`. Before the handshake.
+    pub fn set_srtp_profiles(&mut self, profiles: &str) -> Result<(), EngineError> {
+        self.ssl_mut().set_tlsext_use_srtp(profiles).map_err(|_| {
+            EngineError::Config(format!(
+                "unknown DTLS-SRTP profile in {profiles:?} (known: {})",
+                SRTP_PROFILES.join(", ")
+            ))
+        })
+    }
+
+    /// The DTLS-SRTP profile negotiated, if any.
+    pub fn srtp_profile(&self) -> Option<&'static str> {
+        if !self.is_handshake_done() {
+            return None;
+        }
+        self.ssl()
+            .selected_srtp_profile()
+            .and_then(|p| SRTP_PROFILES.iter().copied().find(|n| *n == p.name()))
+    }
+
+    /// Bounds the protocol version of this connection (`None`: keep the
+    /// context's). Allowing DTLS 1.0 also lowers this connection's OpenSSL
+    /// security level to 0: OpenSSL 3.0 refuses DTLS 1.0 at any other.
+    pub fn set_protocol_bounds(
+        &mut self,
+        min: Option<SslVersion>,
+        max: Option<SslVersion>,
+    ) -> Result<(), EngineError> {
+        let ssl = self.ssl_mut();
+        if let Some(v) = min {
+            ssl.set_min_proto_version(Some(v))?;
+            if v == SslVersion::DTLS1 {
+                ssl.set_security_level(0);
+            }
+        }
+        if let Some(v) = max {
+            ssl.set_max_proto_version(Some(v))?;
+        }
+        Ok(())
+    }
+
+    /// Client: offer PSK cipher suites with this identity and key (RFC 4279).
+    /// Before the handshake.
+    pub fn set_psk_client(&mut self, identity: &str, key: &[u8]) -> Result<(), EngineError> {
+        let identity = std::ffi::CString::new(identity)
+            .map_err(|_| EngineError::Config("a PSK identity cannot contain NUL".into()))?;
+        if key.is_empty() || key.len() > ossl::MAX_PSK_LEN {
+            return Err(EngineError::Config(format!(
+                "a PSK is 1 to {} bytes",
+                ossl::MAX_PSK_LEN
+            )));
+        }
+        ossl::set_psk_client(self.ssl_mut(), identity, key.to_vec());
+        Ok(())
+    }
+
+    /// Server: accept PSK cipher suites, asking `lookup` for the key of the
+    /// client's identity (`None`: unknown, the handshake fails with an
+    /// unknown_psk_identity alert). `lookup` runs inside
+    /// [`Engine::handshake`]. `hint` is sent in the ServerKeyExchange.
+    pub fn set_psk_server(
+        &mut self,
+        hint: Option<&str>,
+        lookup: PskLookup,
+    ) -> Result<(), EngineError> {
+        let hint = hint
+            .map(std::ffi::CString::new)
+            .transpose()
+            .map_err(|_| EngineError::Config("a PSK identity hint cannot contain NUL".into()))?;
+        if !ossl::set_psk_server(self.ssl_mut(), hint.as_deref(), lookup) {
+            return Err(EngineError::Config(
+                "OpenSSL refused the PSK identity hint".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the negotiated cipher suite authenticates with a PSK alone
+    /// (PSK, ECDHE-PSK, DHE-PSK: the server sends no certificate).
+    pub fn psk_authenticated(&self) -> bool {
+        self.is_handshake_done()
+            && self
+                .ssl()
+                .current_cipher()
+                .is_some_and(ossl::cipher_authenticates_with_psk)
+    }
+
     // ---- handshake and timer ---------------------------------------------
 
     /// Client: pause the handshake with [`HandshakeStatus::WantCertificate`]
@@ -796,9 +898,11 @@ impl Engine {
                     ))
                 } else if let Some(why) = self.missing_certificate(&e) {
                     EngineError::CertificateRequired(format!("{why} ({})", describe(&e)))
+                } else if let Some(why) = known_cause(&e) {
+                    EngineError::Handshake(format!("{why} ({})", describe(&e)))
                 } else if self.role == Role::Server && self.ssl().certificate().is_none() {
                     EngineError::NoCertificate(format!(
-                        "this server has no certificate to present (set one: the certificate property, or g_dtls_server_connection_new's certificate) ({})",
+                        "this server has no certificate to present (set one: the certificate property, or g_dtls_server_connection_new's certificate; or serve PSK through a psk-lookup handler) ({})",
                         describe(&e)
                     ))
                 } else {
@@ -1127,6 +1231,33 @@ fn is_read_timeout(e: &ssl::Error) -> bool {
             .iter()
             .any(|e| e.reason_code() == SSL_R_READ_TIMEOUT_EXPIRED)
     })
+}
+
+/// A plain-words cause for the handshake failures the API's own settings
+/// explain (PSK, protocol bounds).
+fn known_cause(e: &ssl::Error) -> Option<&'static str> {
+    const PSK_IDENTITY_NOT_FOUND: std::ffi::c_int = 223;
+    const ALERT_UNKNOWN_PSK_IDENTITY: std::ffi::c_int = 1115;
+    const NO_PROTOCOLS_AVAILABLE: std::ffi::c_int = 191;
+    const UNSUPPORTED_PROTOCOL: std::ffi::c_int = 258;
+    const WRONG_SSL_VERSION: std::ffi::c_int = 266;
+    const ALERT_PROTOCOL_VERSION: std::ffi::c_int = 1070;
+    let reasons: Vec<_> = e
+        .ssl_error()
+        .map(|s| s.errors().iter().map(|e| e.reason_code()).collect())
+        .unwrap_or_default();
+    let has = |r| reasons.contains(&r);
+    if has(PSK_IDENTITY_NOT_FOUND) {
+        Some("unknown PSK identity: no key for the client's identity (psk-lookup returned NULL)")
+    } else if has(ALERT_UNKNOWN_PSK_IDENTITY) {
+        Some("the server does not know this PSK identity (unknown_psk_identity alert)")
+    } else if has(NO_PROTOCOLS_AVAILABLE) {
+        Some("no protocol version is allowed (min-protocol-version, max-protocol-version)")
+    } else if has(UNSUPPORTED_PROTOCOL) || has(WRONG_SSL_VERSION) || has(ALERT_PROTOCOL_VERSION) {
+        Some("no protocol version in common with the peer (min-protocol-version, max-protocol-version)")
+    } else {
+        None
+    }
 }
 
 fn describe(e: &ssl::Error) -> String {

@@ -4,7 +4,7 @@
 //! lives here.
 #![allow(unsafe_code)]
 
-use std::ffi::{c_int, c_long, c_uint, c_void};
+use std::ffi::{c_char, c_int, c_long, c_uint, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -339,4 +339,149 @@ unsafe extern "C" fn cert_cb(ssl: *mut ffi::SSL, _arg: *mut c_void) -> c_int {
         }
     }));
     result.unwrap_or(1)
+}
+
+// ---- PSK (RFC 4279) ----------------------------------------------------------
+
+/// `PSK_MAX_PSK_LEN` of OpenSSL 3.0.
+pub(crate) const MAX_PSK_LEN: usize = 512;
+/// `NID_auth_psk`.
+const NID_AUTH_PSK: c_int = 1048;
+
+type PskClientCb = unsafe extern "C" fn(
+    *mut ffi::SSL,
+    *const c_char,
+    *mut c_char,
+    c_uint,
+    *mut u8,
+    c_uint,
+) -> c_uint;
+type PskServerCb = unsafe extern "C" fn(*mut ffi::SSL, *const c_char, *mut u8, c_uint) -> c_uint;
+
+extern "C" {
+    // OpenSSL 3.0's ssl.h; openssl-sys binds only the SSL_CTX variants.
+    fn SSL_set_psk_client_callback(s: *mut ffi::SSL, cb: Option<PskClientCb>);
+    fn SSL_set_psk_server_callback(s: *mut ffi::SSL, cb: Option<PskServerCb>);
+    fn SSL_use_psk_identity_hint(s: *mut ffi::SSL, hint: *const c_char) -> c_int;
+    fn SSL_CIPHER_get_auth_nid(c: *const ffi::SSL_CIPHER) -> c_int;
+}
+
+/// A client's PSK. Its `Debug` shows no key.
+struct PskClient {
+    identity: CString,
+    key: Vec<u8>,
+}
+
+use super::engine::PskLookup;
+
+fn psk_client_index() -> openssl::ex_data::Index<Ssl, PskClient> {
+    static INDEX: OnceLock<openssl::ex_data::Index<Ssl, PskClient>> = OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex_data index"))
+}
+
+fn psk_server_index() -> openssl::ex_data::Index<Ssl, PskLookup> {
+    static INDEX: OnceLock<openssl::ex_data::Index<Ssl, PskLookup>> = OnceLock::new();
+    *INDEX.get_or_init(|| Ssl::new_ex_index().expect("OpenSSL ex_data index"))
+}
+
+/// Client: offer PSK suites with `identity` and `key` (at most
+/// [`MAX_PSK_LEN`] bytes, checked by the caller).
+pub(crate) fn set_psk_client(ssl: &mut SslRef, identity: CString, key: Vec<u8>) {
+    ssl.set_ex_data(psk_client_index(), PskClient { identity, key });
+    // SAFETY: the SSL is live and held mutably; `psk_client_cb` matches
+    // OpenSSL's SSL_psk_client_cb_func and lives for the program.
+    unsafe { SSL_set_psk_client_callback(ssl.as_ptr(), Some(psk_client_cb)) };
+}
+
+/// Server: accept PSK suites, finding keys with `lookup`; `hint` goes in
+/// the ServerKeyExchange. False if OpenSSL refused the hint (too long).
+pub(crate) fn set_psk_server(ssl: &mut SslRef, hint: Option<&CStr>, lookup: PskLookup) -> bool {
+    ssl.set_ex_data(psk_server_index(), lookup);
+    // SAFETY: the SSL is live and held mutably; `psk_server_cb` matches
+    // SSL_psk_server_cb_func and lives for the program; OpenSSL copies the
+    // hint (a NUL-terminated string or NULL).
+    unsafe {
+        SSL_set_psk_server_callback(ssl.as_ptr(), Some(psk_server_cb));
+        SSL_use_psk_identity_hint(ssl.as_ptr(), hint.map_or(std::ptr::null(), CStr::as_ptr)) == 1
+    }
+}
+
+/// Whether `cipher` authenticates with a PSK alone (`NID_auth_psk`).
+pub(crate) fn cipher_authenticates_with_psk(cipher: &SslCipherRef) -> bool {
+    // SAFETY: a live SSL_CIPHER; the call only reads it.
+    unsafe { SSL_CIPHER_get_auth_nid(cipher.as_ptr()) == NID_AUTH_PSK }
+}
+
+/// Copies `src` into OpenSSL's buffer of `max` bytes; its length, or 0
+/// (OpenSSL's "no PSK") when it does not fit.
+///
+/// # Safety
+/// `dst` points at `max` writable bytes.
+unsafe fn copy_out(src: &[u8], dst: *mut u8, max: c_uint) -> c_uint {
+    if src.is_empty() || src.len() > max as usize {
+        return 0;
+    }
+    // SAFETY: per the contract, and `src.len() <= max`.
+    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+    src.len() as c_uint
+}
+
+unsafe extern "C" fn psk_client_cb(
+    ssl: *mut ffi::SSL,
+    _hint: *const c_char,
+    identity: *mut c_char,
+    max_identity_len: c_uint,
+    psk: *mut u8,
+    max_psk_len: c_uint,
+) -> c_uint {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: OpenSSL calls us with the live SSL being handshaken.
+        let ssl = unsafe { SslRef::from_ptr(ssl) };
+        let Some(p) = ssl.ex_data(psk_client_index()) else {
+            return 0;
+        };
+        let id = p.identity.as_bytes_with_nul();
+        // The identity buffer holds max_identity_len + 1 bytes (OpenSSL
+        // passes sizeof(buf) - 1 and NUL-terminates itself).
+        if id.len() > max_identity_len as usize + 1 {
+            return 0;
+        }
+        // SAFETY: OpenSSL's buffers: `identity` has max_identity_len + 1
+        // bytes (checked above), `psk` max_psk_len.
+        unsafe {
+            std::ptr::copy_nonoverlapping(id.as_ptr(), identity.cast::<u8>(), id.len());
+            copy_out(&p.key, psk, max_psk_len)
+        }
+    }));
+    result.unwrap_or(0)
+}
+
+unsafe extern "C" fn psk_server_cb(
+    ssl: *mut ffi::SSL,
+    identity: *const c_char,
+    psk: *mut u8,
+    max_psk_len: c_uint,
+) -> c_uint {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: OpenSSL calls us with the live SSL being handshaken.
+        let ssl = unsafe { SslRef::from_ptr(ssl) };
+        let Some(lookup) = ssl.ex_data(psk_server_index()) else {
+            return 0;
+        };
+        let identity = if identity.is_null() {
+            String::new()
+        } else {
+            // SAFETY: OpenSSL passes a NUL-terminated identity.
+            unsafe { CStr::from_ptr(identity) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        match lookup(&identity) {
+            // SAFETY: `psk` has max_psk_len writable bytes.
+            Some(key) => unsafe { copy_out(&key, psk, max_psk_len) },
+            None => 0,
+        }
+    }));
+    // A panic (e.g. in a signal handler) fails the lookup, never unwinds into C.
+    result.unwrap_or(0)
 }

@@ -5,6 +5,9 @@ use glib::prelude::*;
 
 use super::engine::DEFAULT_MTU;
 
+/// Largest `mtu`: the largest UDP payload over IPv4.
+pub const MAX_MTU: u32 = 65_507;
+
 /// Values the application sets.
 #[derive(Debug)]
 pub struct Settings {
@@ -20,6 +23,11 @@ pub struct Settings {
     pub rehandshake_mode: gio::TlsRehandshakeMode,
     pub advertised_protocols: Option<Vec<String>>,
     pub mtu: u32,
+    /// DTLS-SRTP profiles to offer or accept (OpenSSL's names, `:`-separated).
+    pub srtp_profiles: Option<String>,
+    /// Protocol bounds; `Unknown`: the environment's (or OpenSSL's).
+    pub min_protocol_version: gio::TlsProtocolVersion,
+    pub max_protocol_version: gio::TlsProtocolVersion,
     /// Retransmission and handshake time limits.
     pub timing: crate::config::Timing,
     /// Offer (client) or allow (server) session resumption.
@@ -38,6 +46,9 @@ impl Default for Settings {
             rehandshake_mode: gio::TlsRehandshakeMode::Safely,
             advertised_protocols: None,
             mtu: DEFAULT_MTU,
+            srtp_profiles: None,
+            min_protocol_version: gio::TlsProtocolVersion::Unknown,
+            max_protocol_version: gio::TlsProtocolVersion::Unknown,
             timing: crate::config::timing(),
             resumption: true,
         }
@@ -53,6 +64,10 @@ pub struct Results {
     pub ciphersuite_name: Option<String>,
     /// The handshake resumed an earlier session.
     pub session_resumed: bool,
+    /// The DTLS-SRTP profile negotiated.
+    pub srtp_profile: Option<String>,
+    /// `max-payload`: set by the handshake, then by MTU changes.
+    pub max_payload: u32,
 }
 
 impl Default for Results {
@@ -63,6 +78,8 @@ impl Default for Results {
             protocol_version: gio::TlsProtocolVersion::Unknown,
             ciphersuite_name: None,
             session_resumed: false,
+            srtp_profile: None,
+            max_payload: 0,
         }
     }
 }
@@ -94,11 +111,43 @@ pub fn connection_properties() -> Vec<glib::ParamSpec> {
                 "Largest datagram the connection sends, in bytes (IP and UDP headers not included)",
             )
             .minimum(super::engine::MIN_MTU)
-            .maximum(65_507)
+            .maximum(MAX_MTU)
             .default_value(DEFAULT_MTU)
             .explicit_notify()
             .build(),
     );
+    props.push(
+        glib::ParamSpecUInt::builder("max-payload")
+            .nick("Largest payload")
+            .blurb("Largest application datagram that fits the MTU with the negotiated cipher suite, in bytes; 0 before the handshake")
+            .maximum(super::engine::MAX_RECORD_PLAINTEXT as u32)
+            .read_only()
+            .build(),
+    );
+    props.push(
+        glib::ParamSpecString::builder("srtp-profiles")
+            .nick("DTLS-SRTP profiles")
+            .blurb("DTLS-SRTP protection profiles (RFC 5764) the client offers or the server accepts (the server picks the first of its list the client offers), separated by colons, e.g. SRTP_AES128_CM_SHA1_80:SRTP_AEAD_AES_128_GCM; NULL for no DTLS-SRTP")
+            .build(),
+    );
+    props.push(
+        glib::ParamSpecString::builder("srtp-profile")
+            .nick("DTLS-SRTP profile")
+            .blurb("The DTLS-SRTP protection profile the handshake selected, or NULL")
+            .read_only()
+            .build(),
+    );
+    for (name, nick, blurb) in [
+        ("min-protocol-version", "Oldest protocol version", "Oldest DTLS version allowed (G_TLS_PROTOCOL_VERSION_DTLS_1_0 or _DTLS_1_2); UNKNOWN: DTLS_OPENSSL_MIN_PROTOCOL, else DTLS 1.2"),
+        ("max-protocol-version", "Newest protocol version", "Newest DTLS version allowed (G_TLS_PROTOCOL_VERSION_DTLS_1_0 or _DTLS_1_2); UNKNOWN: DTLS_OPENSSL_MAX_PROTOCOL, else no bound"),
+    ] {
+        props.push(
+            glib::ParamSpecEnum::builder_with_default(name, gio::TlsProtocolVersion::Unknown)
+                .nick(nick)
+                .blurb(blurb)
+                .build(),
+        );
+    }
     let d = crate::config::Timing::DEFAULT;
     let ms =
         |name: &str, nick: &str, blurb: &str, range: std::ops::RangeInclusive<u32>, default| {

@@ -391,21 +391,35 @@ pub unsafe extern "C" fn dtls_openssl_connection_get_mtu(conn: *mut CConnection)
 }
 
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn dtls_openssl_connection_set_mtu(conn: *mut CConnection, mtu: u32) {
-    return_if_fail!(
+pub unsafe extern "C" fn dtls_openssl_connection_set_mtu(
+    conn: *mut CConnection,
+    mtu: u32,
+    error: *mut *mut GError,
+) -> gboolean {
+    return_val_if_fail!(
         "dtls_openssl_connection_set_mtu",
         is_connection(conn),
-        "DTLS_OPENSSL_IS_CONNECTION (conn)"
+        "DTLS_OPENSSL_IS_CONNECTION (conn)",
+        false.into_glib()
     );
-    return_if_fail!(
+    return_val_if_fail!(
         "dtls_openssl_connection_set_mtu",
-        (crate::connection::engine::MIN_MTU..=65_507).contains(&mtu),
-        "mtu >= 256 && mtu <= 65507"
+        error_ok(error),
+        "error == NULL || *error == NULL",
+        false.into_glib()
     );
-    // SAFETY: checked above.
-    crate::iface::guard("dtls_openssl_connection_set_mtu", (), || {
-        unsafe { borrow_conn(conn) }.set_mtu(mtu)
-    })
+    // An out-of-range MTU is a runtime error (it may come from a path MTU
+    // probe or a configuration file), not a programming error.
+    let result = crate::iface::guard(
+        "dtls_openssl_connection_set_mtu",
+        Err(crate::iface::internal_error()),
+        || {
+            // SAFETY: checked above.
+            unsafe { borrow_conn(conn) }.set_mtu(mtu)
+        },
+    );
+    // SAFETY: `error` checked above.
+    unsafe { crate::iface::set_error(result.map(|_| true), error, false) }.into_glib()
 }
 
 #[unsafe(no_mangle)]
@@ -441,8 +455,8 @@ pub unsafe extern "C" fn dtls_openssl_connection_get_max_payload(
 pub unsafe extern "C" fn dtls_openssl_connection_export_keying_material(
     conn: *mut CConnection,
     label: *const c_char,
-    context: *mut GBytes,
     length: usize,
+    context: *mut GBytes,
     error: *mut *mut GError,
 ) -> *mut GBytes {
     return_val_if_fail!(

@@ -602,7 +602,15 @@ impl OpensslServerOpts {
 
     fn command(&self) -> Command {
         let mut c = Command::new("openssl");
-        c.args(["s_server", "-dtls1_2", "-accept", "127.0.0.1:0"]);
+        // `-dtls1` in the extra arguments replaces `-dtls1_2` (s_server
+        // takes one protocol flag).
+        let version = if self.extra_args.iter().any(|a| a == "-dtls1") {
+            "-dtls1"
+        } else {
+            "-dtls1_2"
+        };
+        c.args(["s_server", version, "-accept", "127.0.0.1:0"]);
+        let extra: Vec<&String> = self.extra_args.iter().filter(|a| *a != "-dtls1").collect();
         c.arg("-cert").arg(&self.cert).arg("-key").arg(&self.key);
         if let Some(ca) = &self.ca_file {
             c.arg("-CAfile").arg(ca);
@@ -628,7 +636,7 @@ impl OpensslServerOpts {
         if let Some(n) = self.naccept {
             c.arg("-naccept").arg(n.to_string());
         }
-        c.args(&self.extra_args);
+        c.args(extra);
         c
     }
 }

@@ -232,7 +232,7 @@ def test_max_payload_and_keying_material_need_a_handshake(pki, echo_server):
     server = echo_server()
     conn = client(server.port, ca=pki / "ca.pem")
     io_error(Gio.IOErrorEnum.NOT_CONNECTED, conn.get_max_payload)
-    io_error(Gio.IOErrorEnum.NOT_CONNECTED, conn.export_keying_material, "EXTRACTOR-dtls_srtp", None, 60)
+    io_error(Gio.IOErrorEnum.NOT_CONNECTED, conn.export_keying_material, "EXTRACTOR-dtls_srtp", 60)
 
 
 def test_export_keying_material(pki, echo_server):
@@ -240,15 +240,15 @@ def test_export_keying_material(pki, echo_server):
     conn = client(server.port, ca=pki / "ca.pem")
     assert conn.handshake(None)
     for n in (1, 32, 60, 1000):
-        km = conn.export_keying_material("EXTRACTOR-dtls_srtp", None, n)
+        km = conn.export_keying_material("EXTRACTOR-dtls_srtp", n)
         assert km.get_size() == n
-    a = conn.export_keying_material("EXPORTER-test", None, 32).get_data()
-    assert conn.export_keying_material("EXPORTER-test", None, 32).get_data() == a, "deterministic"
-    assert conn.export_keying_material("EXPORTER-other", None, 32).get_data() != a
-    with_ctx = conn.export_keying_material("EXPORTER-test", GLib.Bytes.new(b"context"), 32).get_data()
+    a = conn.export_keying_material("EXPORTER-test", 32).get_data()
+    assert conn.export_keying_material("EXPORTER-test", 32).get_data() == a, "deterministic"
+    assert conn.export_keying_material("EXPORTER-other", 32).get_data() != a
+    with_ctx = conn.export_keying_material("EXPORTER-test", 32, GLib.Bytes.new(b"context")).get_data()
     assert with_ctx != a and len(with_ctx) == 32
     assert conn.close(None)
     # Another session, other keys.
     other = client(server.port, ca=pki / "ca.pem")
     assert other.handshake(None)
-    assert other.export_keying_material("EXPORTER-test", None, 32).get_data() != a
+    assert other.export_keying_material("EXPORTER-test", 32).get_data() != a
