@@ -665,6 +665,19 @@ fn main() {
                 std::path::Path::new(&std::env::var("BENCH_PKI").unwrap()),
             );
         }
+        // For profiling: `BENCH_ROLE=echo-ours perf record …`.
+        Ok("echo-ours") => {
+            pin();
+            let env = common::init();
+            let e = echo(
+                &Setup::new(&env.pki),
+                Kind::Ours,
+                1000,
+                env_usize("BENCH_ECHOES", 20_000),
+            );
+            println!("{:?}", e.rtt);
+            return;
+        }
         _ => {}
     }
     let pinned = pin();

@@ -4,7 +4,7 @@
 //! properties live in the connection type, which drives this.
 //!
 //! Lock order: an operation lock (`read_op` / `write_op`) first, then
-//! `engine`, `outgoing`, `incoming` briefly, never while waiting on the
+//! `engine`, `outgoing` briefly, never while waiting on the
 //! socket or calling application code.
 //!
 //! The handshake is driven by one caller at a time, which holds a claim
@@ -102,6 +102,12 @@ pub enum Received {
     Eof,
 }
 
+thread_local! {
+    /// Each thread's buffer for datagrams from base sockets (see
+    /// [`Core::pull_one`]).
+    static RECEIVE_BUFFER: std::cell::Cell<Box<[u8]>> = std::cell::Cell::new(Box::default());
+}
+
 /// Datagrams pulled from the socket per call, so one busy peer cannot keep
 /// an operation looping forever.
 const MAX_PULL: usize = 64;
@@ -140,8 +146,6 @@ pub struct Core {
     /// accepted yet, oldest first: the next batch handed to it (see
     /// [`Core::flush`]). Holds at most [`io::MAX_BATCH`].
     outgoing: Mutex<Vec<Vec<u8>>>,
-    /// Receive buffer for the base socket.
-    incoming: Mutex<Box<[u8]>>,
     /// Serialise operations per direction, as GIO expects.
     pub read_op: Mutex<()>,
     pub write_op: Mutex<()>,
@@ -295,7 +299,6 @@ impl Core {
             base,
             engine: Mutex::new(engine),
             outgoing: Mutex::new(Vec::new()),
-            incoming: Mutex::new(vec![0; io::MAX_DATAGRAM].into_boxed_slice()),
             read_op: Mutex::new(()),
             write_op: Mutex::new(()),
             handshake: Arc::new(HandshakeSync::default()),
@@ -644,14 +647,20 @@ impl Core {
 
     /// Moves at most one waiting datagram into the engine; whether it did.
     fn pull_one(&self) -> Result<bool, glib::Error> {
-        let mut buf = self.incoming.lock().unwrap();
-        match io::try_receive(&self.base, &mut buf)? {
-            Some(len) => {
-                self.engine().push_datagram(&buf[..len]);
-                Ok(true)
-            }
-            None => Ok(false),
+        // The receive buffer is the thread's, not the connection's: a
+        // 64 KiB buffer per connection was most of an idle connection's
+        // memory. Moved out while in use, so a base socket that receives on
+        // another connection from inside this call gets a buffer of its own.
+        let mut buf = RECEIVE_BUFFER.take();
+        if buf.is_empty() {
+            buf = vec![0; io::MAX_DATAGRAM].into_boxed_slice();
         }
+        let got = io::try_receive(&self.base, &mut buf);
+        if let Ok(Some(len)) = got {
+            self.engine().push_datagram(&buf[..len]);
+        }
+        RECEIVE_BUFFER.set(buf);
+        Ok(got?.is_some())
     }
 
     /// Receives one record into `buf`.
