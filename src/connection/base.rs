@@ -392,6 +392,22 @@ impl Connection {
         core.write(data, deadline, cancellable)
     }
 
+    /// Sends `count` records made by `record` (see [`Core::write_many`]),
+    /// batched on the base socket (implicit handshake included).
+    pub(crate) fn send_records(
+        &self,
+        count: usize,
+        deadline: Deadline,
+        cancellable: Option<&gio::Cancellable>,
+        record: impl FnMut(usize, &mut super::engine::Engine) -> Result<(), glib::Error>,
+    ) -> Result<usize, glib::Error> {
+        self.check_open(false)?;
+        self.ensure_handshake(deadline, cancellable)?;
+        let core = self.core()?;
+        let _op = lock_op(&core.write_op, deadline)?;
+        core.write_many(count, deadline, cancellable, record)
+    }
+
     fn shutdown_blocking(
         &self,
         read: bool,

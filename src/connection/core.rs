@@ -4,7 +4,7 @@
 //! properties live in the connection type, which drives this.
 //!
 //! Lock order: an operation lock (`read_op` / `write_op`) first, then
-//! `engine`, `outgoing`, `incoming` briefly, never while waiting on the
+//! `engine`, `outgoing` briefly, never while waiting on the
 //! socket or calling application code.
 //!
 //! The handshake is driven by one caller at a time, which holds a claim
@@ -102,6 +102,12 @@ pub enum Received {
     Eof,
 }
 
+thread_local! {
+    /// Each thread's buffer for datagrams from base sockets (see
+    /// [`Core::pull_one`]).
+    static RECEIVE_BUFFER: std::cell::Cell<Box<[u8]>> = std::cell::Cell::new(Box::default());
+}
+
 /// Datagrams pulled from the socket per call, so one busy peer cannot keep
 /// an operation looping forever.
 const MAX_PULL: usize = 64;
@@ -140,10 +146,10 @@ pub fn engine_error(e: EngineError) -> glib::Error {
 pub struct Core {
     base: gio::DatagramBased,
     engine: Mutex<Engine>,
-    /// A datagram the base socket refused (would block), sent first next time.
-    outgoing: Mutex<Option<Vec<u8>>>,
-    /// Receive buffer for the base socket.
-    incoming: Mutex<Box<[u8]>>,
+    /// Datagrams taken from the engine that the base socket has not
+    /// accepted yet, oldest first: the next batch handed to it (see
+    /// [`Core::flush`]). Holds at most [`io::MAX_BATCH`].
+    outgoing: Mutex<Vec<Vec<u8>>>,
     /// Serialise operations per direction, as GIO expects.
     pub read_op: Mutex<()>,
     pub write_op: Mutex<()>,
@@ -296,8 +302,7 @@ impl Core {
         Core {
             base,
             engine: Mutex::new(engine),
-            outgoing: Mutex::new(None),
-            incoming: Mutex::new(vec![0; io::MAX_DATAGRAM].into_boxed_slice()),
+            outgoing: Mutex::new(Vec::new()),
             read_op: Mutex::new(()),
             write_op: Mutex::new(()),
             handshake: Arc::new(HandshakeSync::default()),
@@ -453,29 +458,44 @@ impl Core {
         }
     }
 
-    /// Sends queued datagrams without blocking; false if the socket would
-    /// block with some left.
+    /// Sends queued datagrams without blocking, up to [`io::MAX_BATCH`]
+    /// per base-socket call (one `sendmmsg` on a GSocket); false if the
+    /// socket would block with some left.
     pub fn flush(&self) -> Result<bool, glib::Error> {
-        let mut stash = self.outgoing.lock().unwrap();
+        let mut batch = self.outgoing.lock().unwrap();
         loop {
-            let datagram = match stash.take() {
-                Some(d) => d,
-                None => match self.engine().pop_datagram() {
-                    Some(d) => d,
-                    None => return Ok(true),
-                },
-            };
-            if !io::try_send(&self.base, &datagram)? {
-                *stash = Some(datagram);
-                return Ok(false);
+            {
+                let mut engine = self.engine();
+                while batch.len() < io::MAX_BATCH {
+                    match engine.pop_datagram() {
+                        Some(d) => batch.push(d),
+                        None => break,
+                    }
+                }
             }
-            self.engine().recycle(datagram);
+            if batch.is_empty() {
+                return Ok(true);
+            }
+            let sent = match io::try_send_batch(&self.base, &batch) {
+                Ok(0) => return Ok(false),
+                Ok(n) => n,
+                Err(e) => {
+                    // The datagram the socket failed on is dropped (as a
+                    // lossy network would), so it cannot wedge the queue.
+                    batch.remove(0);
+                    return Err(e);
+                }
+            };
+            let mut engine = self.engine();
+            for d in batch.drain(..sent) {
+                engine.recycle(d);
+            }
         }
     }
 
     /// Whether a datagram is waiting for the socket to accept it.
     pub fn has_unsent(&self) -> bool {
-        self.outgoing.lock().unwrap().is_some() || self.engine().has_outgoing()
+        !self.outgoing.lock().unwrap().is_empty() || self.engine().has_outgoing()
     }
 
     /// Flushes, waiting for the socket as `deadline` allows.
@@ -619,7 +639,8 @@ impl Core {
         until: Option<Instant>,
         cancellable: Option<&gio::Cancellable>,
     ) -> Result<Woken, glib::Error> {
-        if condition == glib::IOCondition::IN {
+        // A GSocket is polled directly (no context, no source to keep).
+        if condition == glib::IOCondition::IN && !io::polls_directly(&self.base) {
             if let Ok(mut slot) = self.waiter.try_lock() {
                 let waiter = slot.get_or_insert_with(|| io::Waiter::new(&self.base));
                 return waiter.wait_in(until, cancellable);
@@ -630,14 +651,20 @@ impl Core {
 
     /// Moves at most one waiting datagram into the engine; whether it did.
     fn pull_one(&self) -> Result<bool, glib::Error> {
-        let mut buf = self.incoming.lock().unwrap();
-        match io::try_receive(&self.base, &mut buf)? {
-            Some(len) => {
-                self.engine().push_datagram(&buf[..len]);
-                Ok(true)
-            }
-            None => Ok(false),
+        // The receive buffer is the thread's, not the connection's: a
+        // 64 KiB buffer per connection was most of an idle connection's
+        // memory. Moved out while in use, so a base socket that receives on
+        // another connection from inside this call gets a buffer of its own.
+        let mut buf = RECEIVE_BUFFER.take();
+        if buf.is_empty() {
+            buf = vec![0; io::MAX_DATAGRAM].into_boxed_slice();
         }
+        let got = io::try_receive(&self.base, &mut buf);
+        if let Ok(Some(len)) = got {
+            self.engine().push_datagram(&buf[..len]);
+        }
+        RECEIVE_BUFFER.set(buf);
+        Ok(got?.is_some())
     }
 
     /// Receives one record into `buf`.
@@ -680,6 +707,9 @@ impl Core {
                 deadline,
                 cancellable,
             )?;
+            // The socket is most likely readable now: take the datagram
+            // before asking the engine again (one SSL_read per record).
+            self.pull_one()?;
             try_first = true;
         }
     }
@@ -702,6 +732,55 @@ impl Core {
             Deadline::Now => self.flush().map(|_| ()),
             _ => self.flush_blocking(deadline, cancellable),
         }
+    }
+
+    /// Sends the records `record` makes (`record(i, engine)` encrypts
+    /// message `i` with `engine.write_record`), up to [`io::MAX_BATCH`] per
+    /// base-socket call. Returns how many were sent; an error after at
+    /// least one is that count (GIO's rule for send_messages). A record
+    /// counts as sent once encrypted and queued: with `Deadline::Now` one
+    /// the socket refused goes out with the next operation, as in
+    /// [`Core::write`], and the call stops there.
+    pub fn write_many(
+        &self,
+        count: usize,
+        deadline: Deadline,
+        cancellable: Option<&gio::Cancellable>,
+        mut record: impl FnMut(usize, &mut Engine) -> Result<(), glib::Error>,
+    ) -> Result<usize, glib::Error> {
+        if let Some(c) = cancellable {
+            c.set_error_if_cancelled()?;
+        }
+        self.flush_blocking(deadline, cancellable)?;
+        let partial = |done: usize, e: glib::Error| if done > 0 { Ok(done) } else { Err(e) };
+        let mut done = 0;
+        while done < count {
+            let end = count.min(done + io::MAX_BATCH);
+            let mut failed = None;
+            {
+                let mut engine = self.engine();
+                while done < end {
+                    if let Err(e) = record(done, &mut engine) {
+                        failed = Some(e);
+                        break;
+                    }
+                    done += 1;
+                }
+            }
+            let flushed = match deadline {
+                Deadline::Now => self.flush(),
+                _ => self.flush_blocking(deadline, cancellable).map(|_| true),
+            };
+            if let Some(e) = failed {
+                return partial(done, e);
+            }
+            match flushed {
+                Ok(true) => {}
+                Ok(false) => return Ok(done),
+                Err(e) => return partial(done, e),
+            }
+        }
+        Ok(done)
     }
 
     /// Queues close_notify and sends it.

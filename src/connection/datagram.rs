@@ -17,7 +17,7 @@ use std::cell::Cell;
 use std::thread::LocalKey;
 
 use super::base::Connection;
-use super::core::{Deadline, Received};
+use super::core::{engine_error, Deadline, Received};
 use super::engine::MAX_RECORD_PLAINTEXT;
 use crate::error;
 use crate::iface::datagram_based::{InputMessage, OutputMessage};
@@ -90,29 +90,28 @@ pub(crate) fn send_messages(
     cancellable: Option<&gio::Cancellable>,
 ) -> Result<usize, glib::Error> {
     check_flags(flags)?;
+    if messages.is_empty() {
+        return Ok(0);
+    }
     let deadline = Deadline::from_timeout_us(timeout_us);
-    let count = messages.len();
-    for (i, message) in messages.iter_mut().enumerate() {
-        if message.has_control_messages() {
-            let e = error::io(
-                gio::IOErrorEnum::NotSupported,
-                "Control messages cannot be sent over DTLS",
-            );
-            return if i > 0 { Ok(i) } else { Err(e) };
-        }
-        let sent = with_scratch(&GATHER, |buf| {
+    // Each message is encrypted into the engine's queue, and the queue goes
+    // to the base socket in batches (one sendmmsg per batch on a GSocket).
+    with_scratch(&GATHER, |buf| {
+        conn.send_records(messages.len(), deadline, cancellable, |i, engine| {
+            let message = &mut messages[i];
+            if message.has_control_messages() {
+                return Err(error::io(
+                    gio::IOErrorEnum::NotSupported,
+                    "Control messages cannot be sent over DTLS",
+                ));
+            }
             buf.clear();
             message.gather(buf);
-            conn.send_record(buf, deadline, cancellable)
-                .map(|_| buf.len())
-        });
-        match sent {
-            Ok(n) => message.set_bytes_sent(n),
-            Err(_) if i > 0 => return Ok(i),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(count)
+            engine.write_record(buf).map_err(engine_error)?;
+            message.set_bytes_sent(buf.len());
+            Ok(())
+        })
+    })
 }
 
 /// What is ready without touching the socket.

@@ -1,6 +1,10 @@
 //! The base socket, touched only the way the strictest GDatagramBased
 //! allows: `create_source`, and send/receive with flags 0 and timeout 0.
-//! Blocking waits run a private main context on the calling thread.
+//! Blocking waits run a private main context on the calling thread, except
+//! on a GSocket of GIO's own class, where a wait is one `poll` on its
+//! descriptor and the cancellable's ([`wait`]; GIO's own
+//! `g_socket_condition_timed_wait` does the same): the data path then costs
+//! the socket calls only, no main-context iteration and no eventfd.
 //!
 //! One exception: a GSocket with a timeout (`g_socket_set_timeout`). GLib's
 //! GSocket refuses every GDatagramBased call then (its `check_datagram_based`:
@@ -25,6 +29,12 @@ use glib::translate::*;
 
 /// Largest UDP payload; a receive buffer this big never truncates.
 pub const MAX_DATAGRAM: usize = 65_536;
+
+/// Most datagrams handed to the base socket in one call
+/// ([`try_send_batch`]: one `sendmmsg` on a GSocket). Equal to the number
+/// of spare buffers the engine's transport keeps, so a full batch is
+/// recycled without allocating.
+pub const MAX_BATCH: usize = 32;
 
 /// Receives one datagram into `buf` without blocking: `Ok(None)` when
 /// none is queued.
@@ -209,6 +219,166 @@ pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Er
     Ok(unsafe { count_or_would_block(n, error) }?.is_some())
 }
 
+/// Sends `datagrams` in order, as many as the socket takes now, in one
+/// call (`g_datagram_based_send_messages` with several messages: one
+/// `sendmmsg` on a GSocket). Returns how many went; 0 when the first would
+/// block. At most [`MAX_BATCH`] per call.
+pub fn try_send_batch(
+    base: &gio::DatagramBased,
+    datagrams: &[Vec<u8>],
+) -> Result<usize, glib::Error> {
+    let n = datagrams.len().min(MAX_BATCH);
+    if n <= 1 || timed_socket(base).is_some() {
+        // One at a time: nothing to gain, or GSocket refuses its
+        // GDatagramBased calls (see the module comment).
+        let mut sent = 0;
+        for d in &datagrams[..n] {
+            if !try_send(base, d)? {
+                break;
+            }
+            sent += 1;
+        }
+        return Ok(sent);
+    }
+    let mut vectors = [gio::ffi::GOutputVector {
+        buffer: std::ptr::null(),
+        size: 0,
+    }; MAX_BATCH];
+    let mut messages = [gio::ffi::GOutputMessage {
+        address: std::ptr::null_mut(),
+        vectors: std::ptr::null_mut(),
+        num_vectors: 1,
+        bytes_sent: 0,
+        control_messages: std::ptr::null_mut(),
+        num_control_messages: 0,
+    }; MAX_BATCH];
+    for ((d, v), m) in datagrams.iter().zip(&mut vectors).zip(&mut messages) {
+        *v = gio::ffi::GOutputVector {
+            buffer: d.as_ptr() as *const _,
+            size: d.len(),
+        };
+        m.vectors = v;
+    }
+    let mut error = std::ptr::null_mut();
+    // SAFETY: `n` messages, each over one vector covering a datagram; the
+    // vectors and datagrams outlive the call; flags 0 and timeout 0.
+    let sent = unsafe {
+        gio::ffi::g_datagram_based_send_messages(
+            base.to_glib_none().0,
+            messages.as_mut_ptr(),
+            n as u32,
+            0,
+            0,
+            std::ptr::null_mut(),
+            &mut error,
+        )
+    };
+    // SAFETY: `error` is what GIO set when sent < 0.
+    Ok(unsafe { bytes_or_would_block(sent as isize, error) }?
+        .unwrap_or(0)
+        .min(n))
+}
+
+/// `base` as a GSocket of GIO's own class (a subclass might implement
+/// GDatagramBased another way): the socket we may wait on directly, by
+/// polling its descriptor.
+fn plain_socket(base: &gio::DatagramBased) -> Option<&gio::Socket> {
+    base.downcast_ref::<gio::Socket>()
+        .filter(|s| glib::prelude::ObjectExt::type_(*s) == gio::Socket::static_type())
+}
+
+/// Whether waits on `base` poll its descriptor ([`wait`]'s fast path)
+/// rather than iterate a main context.
+pub fn polls_directly(base: &gio::DatagramBased) -> bool {
+    plain_socket(base).is_some()
+}
+
+/// [`wait`] on a GSocket of GIO's own class: one `poll` on its descriptor
+/// and the cancellable's (`g_cancellable_make_pollfd`), which is what
+/// `g_socket_condition_timed_wait` does, with microsecond deadlines rounded
+/// up rather than down (no early wake-ups) and without GSocket's own
+/// timeout (a socket with `g_socket_set_timeout` keeps its hidden flag
+/// untouched: see the module comment). No main context, no source, no
+/// allocation.
+fn poll_socket(
+    socket: &gio::Socket,
+    condition: glib::IOCondition,
+    deadline: Option<Instant>,
+    cancellable: Option<&gio::Cancellable>,
+) -> Result<Woken, glib::Error> {
+    let mut events = 0;
+    for (c, e) in [
+        (glib::IOCondition::IN, libc::POLLIN),
+        (glib::IOCondition::OUT, libc::POLLOUT),
+        (glib::IOCondition::PRI, libc::POLLPRI),
+    ] {
+        if condition.contains(c) {
+            events |= e;
+        }
+    }
+    // SAFETY: the socket is alive for the call; its descriptor stays open
+    // while we hold the reference.
+    let fd = unsafe { gio::ffi::g_socket_get_fd(socket.to_glib_none().0) };
+    let mut fds = [
+        libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: -1,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let mut cancel_fd = glib::ffi::GPollFD {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: `cancel_fd` is writable; a TRUE result is paired with
+    // g_cancellable_release_fd below.
+    let cancel = cancellable.filter(|c| unsafe {
+        gio::ffi::g_cancellable_make_pollfd(c.to_glib_none().0, &mut cancel_fd) != 0
+    });
+    fds[1].fd = cancel_fd.fd;
+    let nfds = if cancel.is_some() { 2 } else { 1 };
+    let polled = loop {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // Rounded up, so a wait never ends before its deadline.
+                left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+            }
+        };
+        // SAFETY: `fds` holds `nfds` initialised entries.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), nfds, timeout_ms) };
+        if r >= 0 {
+            break Ok(r);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            break Err(e);
+        }
+    };
+    if let Some(c) = cancel {
+        // SAFETY: pairs the successful g_cancellable_make_pollfd above.
+        unsafe { gio::ffi::g_cancellable_release_fd(c.to_glib_none().0) };
+    }
+    if let Some(c) = cancellable {
+        c.set_error_if_cancelled()?;
+    }
+    match polled {
+        Ok(0) => Ok(Woken::Deadline),
+        Ok(_) => Ok(Woken::Ready),
+        Err(e) => Err(crate::error::io(
+            gio::IOErrorEnum::Failed,
+            format!("Could not wait on the base socket: {e}"),
+        )),
+    }
+}
+
 /// How a wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Woken {
@@ -234,6 +404,9 @@ pub fn wait(
 ) -> Result<Woken, glib::Error> {
     if let Some(c) = cancellable {
         c.set_error_if_cancelled()?;
+    }
+    if let Some(socket) = plain_socket(base) {
+        return poll_socket(socket, condition, deadline, cancellable);
     }
     WAIT_CONTEXT.with(|ctx| {
         let woken = Arc::new(AtomicU8::new(NOT_YET));
