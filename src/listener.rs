@@ -246,7 +246,7 @@ impl Server {
             glib::Priority::DEFAULT,
             move |_, _| match weak.upgrade() {
                 Some(server) => {
-                    server.pump_and_dispatch();
+                    crate::iface::guard("listener receive", (), || server.pump_and_dispatch());
                     glib::ControlFlow::Continue
                 }
                 None => glib::ControlFlow::Break,
@@ -262,7 +262,7 @@ impl Server {
             glib::Priority::DEFAULT,
             move || match weak.upgrade() {
                 Some(server) => {
-                    server.sweep();
+                    crate::iface::guard("listener idle timer", (), || server.sweep());
                     glib::ControlFlow::Continue
                 }
                 None => glib::ControlFlow::Break,
@@ -292,9 +292,9 @@ impl Server {
         cancellable: Option<&gio::Cancellable>,
     ) -> Result<ServerConnection, glib::Error> {
         let ctx = glib::MainContext::new();
-        let _owner = ctx.acquire().map_err(|_| {
-            error::io(gio::IOErrorEnum::Failed, "could not acquire a wait context")
-        })?;
+        let _owner = ctx
+            .acquire()
+            .map_err(|_| error::io(gio::IOErrorEnum::Failed, "could not acquire a wait context"))?;
         self.state().accept_contexts.push(ctx.clone());
         let socket_source = SocketExtManual::create_source(
             self.socket(),
@@ -564,10 +564,9 @@ impl Server {
         }
         let mut engine = match st.listening.take() {
             Some(e) => e,
-            None => match crate::config::context(Role::Server)
-                .and_then(|ctx| {
-                    Engine::new(&ctx, Role::Server).map_err(crate::connection::core::engine_error)
-                }) {
+            None => match crate::config::context(Role::Server).and_then(|ctx| {
+                Engine::new(&ctx, Role::Server).map_err(crate::connection::core::engine_error)
+            }) {
                 Ok(e) => e,
                 Err(e) => {
                     glib::g_warning!(crate::LOG_DOMAIN, "listener: no engine: {}", e);
@@ -580,11 +579,10 @@ impl Server {
             Ok(Listened::HelloVerifyRequest(reply)) => {
                 st.listening = Some(engine);
                 st.stats.hello_verify_requests += 1;
-                if let Err(e) = self.socket().send_to(
-                    Some(from),
-                    &reply[..],
-                    gio::Cancellable::NONE,
-                ) {
+                if let Err(e) =
+                    self.socket()
+                        .send_to(Some(from), &reply[..], gio::Cancellable::NONE)
+                {
                     glib::g_debug!(crate::LOG_DOMAIN, "HelloVerifyRequest to {}: {}", key, e);
                 }
             }
@@ -631,22 +629,38 @@ impl Server {
             c.queue_length as usize,
         );
         let base = PeerSocket::new(shared.clone());
-        let mut builder = glib::Object::builder::<ServerConnection>()
-            .property("base-socket", base.upcast_ref::<gio::DatagramBased>())
-            .property("certificate", c.certificate.clone())
-            .property("interaction", c.interaction.clone())
-            .property("authentication-mode", c.authentication_mode)
-            // The listener did the cookie exchange; the engine keeps its
-            // (address-bound) cookie for the ClientHello's retransmissions.
-            .property("cookie-exchange", false);
+        // gio-rs refuses to build an Initable without initialising it, and
+        // the engine must be in place before `init`: plain g_object_new.
+        let names = [c"base-socket".as_ptr()];
+        let values = [base.upcast_ref::<gio::DatagramBased>().to_value()];
+        // SAFETY: a concrete, instantiable GObject type; one property name
+        // and one value (`glib::Value` is a transparent GValue), both alive
+        // for the call; we own the new (non-floating) reference.
+        #[allow(unsafe_code)]
+        let object: glib::Object = unsafe {
+            glib::translate::from_glib_full(glib::gobject_ffi::g_object_new_with_properties(
+                glib::translate::IntoGlib::into_glib(ServerConnection::static_type()),
+                1,
+                names.as_ptr() as *mut _,
+                values.as_ptr() as *const glib::gobject_ffi::GValue,
+            ))
+        };
+        let conn = object
+            .downcast::<ServerConnection>()
+            .expect("g_object_new of this type");
+        conn.set_property("certificate", c.certificate.clone());
+        conn.set_property("interaction", c.interaction.clone());
+        conn.set_property("authentication-mode", c.authentication_mode);
+        // The listener did the cookie exchange; the engine keeps its
+        // (address-bound) cookie for the ClientHello's retransmissions.
+        conn.set_property("cookie-exchange", false);
         if let Some(db) = &c.database {
-            builder = builder.property("database", db);
+            conn.set_property("database", db);
         }
         if let Some(p) = &c.advertised_protocols {
-            builder = builder.property("advertised-protocols", glib::StrV::from(p.clone()));
+            conn.set_property("advertised-protocols", glib::StrV::from(p.clone()));
         }
         drop(c);
-        let conn = builder.build();
         conn.upcast_ref::<Connection>().set_preset_engine(engine);
         // SAFETY: `conn` is new and not shared yet; init runs once, before
         // any other use (what `g_initable_init` requires).
@@ -722,8 +736,8 @@ pub(crate) mod imp {
 
     impl ObjectImpl for Server {
         fn properties() -> &'static [glib::ParamSpec] {
-            static PROPS: std::sync::LazyLock<Vec<glib::ParamSpec>> =
-                std::sync::LazyLock::new(|| {
+            static PROPS: std::sync::LazyLock<Vec<glib::ParamSpec>> = std::sync::LazyLock::new(
+                || {
                     vec![
                         glib::ParamSpecObject::builder::<gio::Socket>("socket")
                             .blurb("The bound, unconnected UDP socket to serve on")
@@ -775,7 +789,8 @@ pub(crate) mod imp {
                             .read_only()
                             .build(),
                     ]
-                });
+                },
+            );
             PROPS.as_ref()
         }
 

@@ -230,9 +230,9 @@ fn wait_ready(
     // Without a callback our dispatch only clears the ready time.
     let source = new_source(obj, condition, cancellable);
     source.attach(Some(&ctx));
-    let _owner = ctx.acquire().map_err(|_| {
-        error::io(gio::IOErrorEnum::Failed, "could not acquire a wait context")
-    })?;
+    let _owner = ctx
+        .acquire()
+        .map_err(|_| error::io(gio::IOErrorEnum::Failed, "could not acquire a wait context"))?;
     let result = loop {
         if let Some(c) = cancellable {
             if let Err(e) = c.set_error_if_cancelled() {
@@ -324,7 +324,10 @@ pub(crate) mod imp {
                     ));
                 }
                 if !wait_ready(&obj, glib::IOCondition::IN, timeout_us, cancellable)? {
-                    return Err(error::io(gio::IOErrorEnum::TimedOut, "Socket I/O timed out"));
+                    return Err(error::io(
+                        gio::IOErrorEnum::TimedOut,
+                        "Socket I/O timed out",
+                    ));
                 }
             }
         }
@@ -406,7 +409,10 @@ pub(crate) mod imp {
             if wait_ready(&self.obj(), condition, timeout_us, cancellable)? {
                 Ok(())
             } else {
-                Err(error::io(gio::IOErrorEnum::TimedOut, "Socket I/O timed out"))
+                Err(error::io(
+                    gio::IOErrorEnum::TimedOut,
+                    "Socket I/O timed out",
+                ))
             }
         }
     }

@@ -56,7 +56,10 @@ impl Completion {
 
     /// Resolves the task with a GObject (transfer full to the finisher) or
     /// an error.
-    pub(crate) fn complete_object<T: glib::object::ObjectType>(self, result: Result<T, glib::Error>) {
+    pub(crate) fn complete_object<T: glib::object::ObjectType>(
+        self,
+        result: Result<T, glib::Error>,
+    ) {
         unsafe extern "C" fn unref_object(p: gpointer) {
             // SAFETY: the task only holds GObject pointers with this notify.
             unsafe { glib::gobject_ffi::g_object_unref(p as *mut glib::gobject_ffi::GObject) }
@@ -135,10 +138,7 @@ pub(crate) unsafe fn finish_bytes(
 ///
 /// # Safety
 /// `result` is the GTask a [`Completion`] resolved with `complete_object`.
-pub(crate) unsafe fn finish_object(
-    result: *mut GAsyncResult,
-    error: *mut *mut GError,
-) -> gpointer {
+pub(crate) unsafe fn finish_object(result: *mut GAsyncResult, error: *mut *mut GError) -> gpointer {
     // SAFETY: per the function contract.
     unsafe { gio::ffi::g_task_propagate_pointer(result as *mut GTask, error) }
 }
