@@ -63,11 +63,11 @@ fn api() -> &'static Api {
                 p
             };
             Api {
-                get_type: std::mem::transmute(sym("dtls_openssl_server_get_type")),
-                new: std::mem::transmute(sym("dtls_openssl_server_new")),
-                start: std::mem::transmute(sym("dtls_openssl_server_start")),
-                close: std::mem::transmute(sym("dtls_openssl_server_close")),
-                peer_count: std::mem::transmute(sym("dtls_openssl_server_get_peer_count")),
+                get_type: std::mem::transmute_copy(&sym("dtls_openssl_server_get_type")),
+                new: std::mem::transmute_copy(&sym("dtls_openssl_server_new")),
+                start: std::mem::transmute_copy(&sym("dtls_openssl_server_start")),
+                close: std::mem::transmute_copy(&sym("dtls_openssl_server_close")),
+                peer_count: std::mem::transmute_copy(&sym("dtls_openssl_server_get_peer_count")),
             }
         }
     })
@@ -325,6 +325,13 @@ fn many_clients_on_one_socket_each_get_their_own_echoes() {
         c.0.close(gio::Cancellable::NONE).unwrap();
     }
     s_client.stop(T).unwrap();
+    for _ in 0..5 {
+        let e = run.wait("a handshake", |e| matches!(e, Event::Handshake(..)));
+        let Event::Handshake(i, r) = e else {
+            unreachable!()
+        };
+        assert!(r.is_ok(), "peer {i}: {r:?}");
+    }
     for _ in 0..5 {
         let e = run.wait("end of an echo loop", |e| matches!(e, Event::Ended(..)));
         let Event::Ended(_, why) = e else {
