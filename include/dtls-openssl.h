@@ -505,6 +505,236 @@ GBytes *dtls_openssl_connection_export_keying_material (DtlsOpensslConnection  *
                                                         GBytes                 *context,
                                                         GError                **error);
 
+/**
+ * DtlsOpensslServer:
+ *
+ * Serves many DTLS peers on one bound, unconnected UDP [class@Gio.Socket]
+ * (CoAP, LwM2M, relays): it receives on the socket, sorts datagrams by
+ * source address, runs the stateless cookie exchange (RFC 6347 section
+ * 4.2.1) before it keeps anything for a new address, and hands each peer
+ * that proved its address to the application as a
+ * #DtlsOpensslServerConnection over a per-peer [iface@Gio.DatagramBased]
+ * (sends go to that peer; receives see only its datagrams; sources wake
+ * per peer). The connection comes before its handshake, which the
+ * application runs as with any connection, like [class@Gio.SocketListener]
+ * returns before TLS.
+ *
+ * Peers come through [signal@DtlsOpenssl.Server::incoming], else
+ * dtls_openssl_server_accept() or dtls_openssl_server_accept_async(). The
+ * receive loop runs on the thread-default [struct@GLib.MainContext] of the
+ * caller of dtls_openssl_server_start(), which the application must run.
+ *
+ * A ClientHello with a new random from a peer's address is a new handshake
+ * from the same client (RFC 6347 section 4.2.8): once its cookie is valid
+ * the old connection is closed and replaced.
+ */
+#define DTLS_OPENSSL_TYPE_SERVER (dtls_openssl_server_get_type ())
+DTLS_OPENSSL_API
+G_DECLARE_FINAL_TYPE (DtlsOpensslServer, dtls_openssl_server, DTLS_OPENSSL, SERVER, GObject)
+
+/**
+ * DtlsOpensslServer:socket:
+ *
+ * The bound, unconnected UDP socket (construct-only). The listener puts it
+ * in non-blocking mode; it is left open by dtls_openssl_server_close().
+ */
+
+/**
+ * DtlsOpensslServer:certificate:
+ *
+ * The certificate, with its private key, every peer's connection presents.
+ */
+
+/**
+ * DtlsOpensslServer:database:
+ *
+ * The database client certificates are verified with (%NULL: the
+ * backend's default).
+ */
+
+/**
+ * DtlsOpensslServer:interaction:
+ *
+ * The interaction of every peer's connection.
+ */
+
+/**
+ * DtlsOpensslServer:authentication-mode:
+ *
+ * Whether peers are asked for a client certificate, as
+ * [property@Gio.DtlsServerConnection:authentication-mode].
+ */
+
+/**
+ * DtlsOpensslServer:advertised-protocols:
+ *
+ * ALPN protocols peers may choose from, in this server's preference order.
+ */
+
+/**
+ * DtlsOpensslServer:max-peers:
+ *
+ * The most peers at once (handshaking or established); a verified
+ * ClientHello beyond is ignored (the client retransmits, and gets in once
+ * a peer has gone). Default 1024.
+ */
+
+/**
+ * DtlsOpensslServer:max-half-open:
+ *
+ * The most peers whose handshake has not completed, accepted or not.
+ * Default 64.
+ */
+
+/**
+ * DtlsOpensslServer:idle-timeout:
+ *
+ * Seconds without a datagram from a peer after which it is dropped: its
+ * connection's operations then fail with %G_IO_ERROR_CLOSED. 0: never.
+ * Default 300.
+ */
+
+/**
+ * DtlsOpensslServer:receive-queue-length:
+ *
+ * Datagrams kept per peer until its connection reads them; more are
+ * dropped, as a full socket buffer would. Default 64.
+ */
+
+/**
+ * DtlsOpensslServer:peer-count:
+ *
+ * The number of peers now (verified, handshaking or established).
+ */
+
+/**
+ * DtlsOpensslServer:active:
+ *
+ * Whether dtls_openssl_server_start() has run and
+ * dtls_openssl_server_close() has not.
+ */
+
+/**
+ * DtlsOpensslServer::incoming:
+ * @server: the listener
+ * @connection: the new peer's connection, before its handshake
+ *
+ * Emitted for each peer that passed the cookie exchange, on the thread
+ * that received its ClientHello. A handler that takes the connection
+ * (keeps a reference and runs its handshake) returns %TRUE; when none
+ * does, the connection goes to dtls_openssl_server_accept().
+ *
+ * Returns: %TRUE if the connection was handled
+ */
+
+/**
+ * dtls_openssl_server_new:
+ * @socket: a bound, unconnected UDP #GSocket
+ * @certificate: (nullable): the certificate, with its private key, every
+ *   peer's connection presents
+ * @error: return location for a #GError
+ *
+ * Creates a listener on @socket. Set its other properties, then call
+ * dtls_openssl_server_start().
+ *
+ * Returns: (transfer full): the new listener, or %NULL on error
+ */
+DTLS_OPENSSL_API
+DtlsOpensslServer *dtls_openssl_server_new (GSocket          *socket,
+                                            GTlsCertificate  *certificate,
+                                            GError          **error);
+
+/**
+ * dtls_openssl_server_start:
+ * @server: a #DtlsOpensslServer
+ * @error: return location for a #GError
+ *
+ * Attaches the receive loop and the idle timer to the thread-default main
+ * context, which the application must run. Calling it again does nothing;
+ * after dtls_openssl_server_close() it fails with %G_IO_ERROR_CLOSED.
+ *
+ * Returns: %TRUE on success
+ */
+DTLS_OPENSSL_API
+gboolean dtls_openssl_server_start (DtlsOpensslServer  *server,
+                                    GError            **error);
+
+/**
+ * dtls_openssl_server_accept:
+ * @server: a #DtlsOpensslServer
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Waits for the next peer that passed the cookie exchange, receiving from
+ * the socket meanwhile. Its handshake has not run yet.
+ *
+ * Returns: (transfer full): the peer's connection, or %NULL on error
+ *   (%G_IO_ERROR_CLOSED once the listener is closed)
+ */
+DTLS_OPENSSL_API
+DtlsOpensslServerConnection *dtls_openssl_server_accept (DtlsOpensslServer  *server,
+                                                         GCancellable       *cancellable,
+                                                         GError            **error);
+
+/**
+ * dtls_openssl_server_accept_async:
+ * @server: a #DtlsOpensslServer
+ * @cancellable: (nullable): a #GCancellable
+ * @callback: (scope async): called when a peer is there
+ * @user_data: data for @callback
+ *
+ * Asynchronous dtls_openssl_server_accept(); the result comes in the
+ * caller's thread-default main context.
+ */
+DTLS_OPENSSL_API
+void dtls_openssl_server_accept_async (DtlsOpensslServer   *server,
+                                       GCancellable        *cancellable,
+                                       GAsyncReadyCallback  callback,
+                                       gpointer             user_data);
+
+/**
+ * dtls_openssl_server_accept_finish:
+ * @server: a #DtlsOpensslServer
+ * @result: the #GAsyncResult
+ * @error: return location for a #GError
+ *
+ * Finishes dtls_openssl_server_accept_async().
+ *
+ * Returns: (transfer full): the peer's connection, or %NULL on error
+ */
+DTLS_OPENSSL_API
+DtlsOpensslServerConnection *dtls_openssl_server_accept_finish (DtlsOpensslServer  *server,
+                                                                GAsyncResult       *result,
+                                                                GError            **error);
+
+/**
+ * dtls_openssl_server_close:
+ * @server: a #DtlsOpensslServer
+ * @cancellable: (nullable): a #GCancellable
+ * @error: return location for a #GError
+ *
+ * Stops receiving and closes every peer: close_notify to those whose
+ * handshake completed, then their sockets, so their connections' further
+ * operations fail with %G_IO_ERROR_CLOSED. Connections not yet accepted
+ * are dropped and pending accepts fail with %G_IO_ERROR_CLOSED. The socket
+ * stays open. Calling it again does nothing.
+ *
+ * Returns: %TRUE on success
+ */
+DTLS_OPENSSL_API
+gboolean dtls_openssl_server_close (DtlsOpensslServer  *server,
+                                    GCancellable       *cancellable,
+                                    GError            **error);
+
+/**
+ * dtls_openssl_server_get_peer_count:
+ * @server: a #DtlsOpensslServer
+ *
+ * Returns: the number of peers now
+ */
+DTLS_OPENSSL_API
+guint dtls_openssl_server_get_peer_count (DtlsOpensslServer *server);
+
 G_END_DECLS
 
 #endif /* DTLS_OPENSSL_H */

@@ -22,6 +22,7 @@ mod error;
 mod ffi;
 #[allow(unsafe_code)]
 mod iface;
+pub mod listener;
 #[allow(unsafe_code)]
 pub mod module;
 #[allow(unsafe_code)]
@@ -35,5 +36,6 @@ pub use backend::Backend;
 pub use certificate::Certificate;
 pub use client::ClientConnection;
 pub use database::{file::FileDatabase, Database};
+pub use listener::Server;
 pub use module::register;
 pub use server::ServerConnection;

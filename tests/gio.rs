@@ -27,6 +27,8 @@ mod dtls_server_p2p;
 mod hostile;
 #[path = "gio/identity.rs"]
 mod identity;
+#[path = "gio/listener.rs"]
+mod listener;
 #[path = "gio/loss.rs"]
 mod loss;
 #[path = "gio/reentry.rs"]

@@ -43,6 +43,28 @@ impl Connection {
         self.imp().results.lock().unwrap()
     }
 
+    /// Makes `init` (`g_initable_init`) use `engine` rather than a new one:
+    /// for connections whose handshake began elsewhere (a listener's
+    /// cookie exchange). Call before `init`; no effect after.
+    pub(crate) fn set_preset_engine(&self, engine: Engine) {
+        *self.imp().preset_engine.lock().unwrap() = Some(engine);
+    }
+
+    /// Whether the handshake has succeeded (`Some(true)`), failed
+    /// (`Some(false)`) or not ended yet (`None`).
+    pub(crate) fn handshake_succeeded(&self) -> Option<bool> {
+        self.core()
+            .ok()
+            .and_then(|c| c.handshake_outcome())
+            .map(|r| r.is_ok())
+    }
+
+    /// Whether the application closed both directions.
+    pub(crate) fn is_closed(&self) -> bool {
+        let imp = self.imp();
+        imp.read_closed.load(Ordering::Acquire) && imp.write_closed.load(Ordering::Acquire)
+    }
+
     /// Whether a handshake has been attempted.
     pub(crate) fn handshake_started(&self) -> bool {
         self.imp().prepared.load(Ordering::Acquire)
@@ -532,6 +554,9 @@ pub(crate) mod imp {
         pub(super) peer_closed: AtomicBool,
         /// ALPN result, set once by the handshake (returned unowned to C).
         pub(super) negotiated_protocol: OnceLock<Option<std::ffi::CString>>,
+        /// An engine made elsewhere (a listener's, past the cookie
+        /// exchange), used by `init` instead of a new one.
+        pub(super) preset_engine: Mutex<Option<Engine>>,
     }
 
     #[glib::object_subclass]
@@ -673,8 +698,14 @@ pub(crate) mod imp {
                     )
                 })?;
             let role = obj.role();
-            let context = crate::config::context(role)?;
-            let engine = Engine::new(&context, role).map_err(super::super::core::engine_error)?;
+            let preset = self.preset_engine.lock().unwrap().take();
+            let engine = match preset {
+                Some(engine) => engine,
+                None => {
+                    let context = crate::config::context(role)?;
+                    Engine::new(&context, role).map_err(super::super::core::engine_error)?
+                }
+            };
             {
                 let mut s = self.settings.lock().unwrap();
                 if s.database.is_none() {

@@ -106,6 +106,17 @@ impl DatagramTransport {
         buf
     }
 
+    /// Drops every queued record and datagram, both ways (the listening
+    /// engine starts each ClientHello afresh).
+    pub fn clear(&mut self) {
+        while let Some(buf) = self.inbound.pop_front() {
+            self.recycle(buf);
+        }
+        while let Some(buf) = self.outbound.pop_front() {
+            self.recycle(buf);
+        }
+    }
+
     /// Number of received records the SSL has not read yet.
     pub fn inbound_len(&self) -> usize {
         self.inbound.len()

@@ -224,6 +224,23 @@ fn server_index() -> openssl::ex_data::Index<Ssl, ServerSettings> {
 /// The cookie of a datagram that starts with an epoch-0 record holding the
 /// beginning of a ClientHello; `None` for anything else.
 fn client_hello_cookie(d: &[u8]) -> Option<&[u8]> {
+    client_hello(d).map(|h| h.cookie)
+}
+
+/// What identifies a ClientHello: its random and its cookie (empty when
+/// it has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientHello<'a> {
+    /// The client's 32-byte random: a retransmission repeats it, a new
+    /// handshake does not.
+    pub random: &'a [u8],
+    /// The cookie (empty in a first ClientHello).
+    pub cookie: &'a [u8],
+}
+
+/// The [`ClientHello`] of a datagram that starts with an epoch-0 record
+/// holding the first fragment of a ClientHello; `None` for anything else.
+pub fn client_hello(d: &[u8]) -> Option<ClientHello<'_>> {
     // Record header: type, version (2), epoch (2), sequence (6), length (2).
     if *d.first()? != 22 || d.get(3..5)? != [0, 0] {
         return None;
@@ -237,9 +254,11 @@ fn client_hello_cookie(d: &[u8]) -> Option<&[u8]> {
     }
     // client_version (2), random (32), session_id <0..32>, cookie <0..255>.
     let body = record.get(12..)?;
+    let random = body.get(2..34)?;
     let at = 35 + usize::from(*body.get(34)?);
     let cookie_len = usize::from(*body.get(at)?);
-    body.get(at + 1..at + 1 + cookie_len)
+    let cookie = body.get(at + 1..at + 1 + cookie_len)?;
+    Some(ClientHello { random, cookie })
 }
 
 fn cookie_binding(ssl: &SslRef) -> &[u8] {
@@ -349,6 +368,17 @@ pub enum HandshakeStatus {
     /// server asked for a certificate and none is set. Set one (or not)
     /// with [`Engine::set_client_certificate`] and call `handshake` again.
     WantCertificate,
+}
+
+/// Outcome of [`Engine::listen`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listened {
+    /// A valid cookie: the engine carries on this client's handshake.
+    Verified,
+    /// No valid cookie: this HelloVerifyRequest goes back to the sender.
+    HelloVerifyRequest(Vec<u8>),
+    /// Not a ClientHello OpenSSL could take: nothing to do.
+    Dropped,
 }
 
 /// Outcome of a successful [`Engine::read_record`].
@@ -725,6 +755,53 @@ impl Engine {
     pub fn set_cookie_exchange(&mut self, address: &[u8]) {
         self.server_settings().cookie_peer = super::cookie::binding(address);
         ossl::set_options(self.ssl_mut(), SslOptions::COOKIE_EXCHANGE);
+    }
+
+    /// Server (on [`shared_server_context`]), for an engine that runs
+    /// [`Engine::listen`]: cookies bind `address` alone, so a cookie made in
+    /// one call verifies in a later one — on this engine or on the one that
+    /// carries on the handshake — as long as the client keeps its address.
+    /// Sets no option: `DTLSv1_listen` sets the cookie exchange itself.
+    pub fn set_stateless_cookies(&mut self, address: &[u8]) {
+        self.server_settings().cookie_peer = address.to_vec();
+    }
+
+    /// Server: OpenSSL's stateless cookie exchange (`DTLSv1_listen`) on one
+    /// datagram, whatever was queued before being dropped. Allocates
+    /// nothing for the sender unless the cookie is valid:
+    /// - [`Listened::HelloVerifyRequest`]: a ClientHello without a valid
+    ///   cookie; send the datagram back to its source, keep nothing;
+    /// - [`Listened::Verified`]: a ClientHello with a valid cookie (see
+    ///   [`Engine::set_stateless_cookies`]); OpenSSL keeps it, and this
+    ///   engine now belongs to that client: [`Engine::handshake`] carries
+    ///   on from it (the ServerHello flight has message_seq 1);
+    /// - [`Listened::Dropped`]: not a first-fragment ClientHello.
+    ///
+    /// Each call starts with `SSL_clear`, so one engine serves any number
+    /// of calls until one returns `Verified`.
+    pub fn listen(&mut self, datagram: &[u8]) -> Result<Listened, EngineError> {
+        if self.role != Role::Server || self.state != State::Handshaking {
+            return Err(EngineError::Config(
+                "listen needs a server engine before its handshake".into(),
+            ));
+        }
+        let transport = self.stream.get_mut();
+        transport.clear();
+        transport.push_inbound(datagram);
+        let r = ossl::dtls_listen(self.ssl_mut());
+        // OpenSSL reads one record; the rest of the datagram is ignored,
+        // as it does.
+        let transport = self.stream.get_mut();
+        let reply = transport.pop_outbound();
+        transport.clear();
+        match r {
+            1 => Ok(Listened::Verified),
+            0 => {
+                drop(ErrorStack::get());
+                Ok(reply.map_or(Listened::Dropped, Listened::HelloVerifyRequest))
+            }
+            _ => Err(EngineError::Handshake(ErrorStack::get().to_string())),
+        }
     }
 
     fn server_settings(&mut self) -> &mut ServerSettings {

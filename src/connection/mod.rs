@@ -13,6 +13,8 @@ mod handshake_async;
 #[allow(unsafe_code)]
 pub(crate) mod io;
 mod ossl;
+#[allow(unsafe_code)]
+pub(crate) mod peer_socket;
 pub(crate) mod properties;
 pub mod record;
 pub(crate) mod role;

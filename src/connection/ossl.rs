@@ -485,3 +485,32 @@ unsafe extern "C" fn psk_server_cb(
     // A panic (e.g. in a signal handler) fails the lookup, never unwinds into C.
     result.unwrap_or(0)
 }
+
+// ---- DTLSv1_listen (the listener's stateless cookie exchange) ----------------
+
+extern "C" {
+    // OpenSSL 3.0's ssl.h and bio.h; `BIO_ADDR` is opaque.
+    fn DTLSv1_listen(s: *mut ffi::SSL, client: *mut c_void) -> c_int;
+    fn BIO_ADDR_new() -> *mut c_void;
+    fn BIO_ADDR_free(a: *mut c_void);
+}
+
+/// `DTLSv1_listen` on a server SSL: 1 when the ClientHello read from the
+/// SSL's BIO carried a valid cookie (OpenSSL then buffers it for the
+/// handshake that follows), 0 when it answered with a HelloVerifyRequest
+/// written to the BIO or dropped what it read, or when nothing was there to
+/// read; −1 on a fatal error. Calls `SSL_clear` first.
+pub(crate) fn dtls_listen(ssl: &mut SslRef) -> c_int {
+    // SAFETY: BIO_ADDR_new returns an owned, zeroed address or NULL.
+    let client = unsafe { BIO_ADDR_new() };
+    if client.is_null() {
+        return -1;
+    }
+    // SAFETY: `ssl` is a live SSL held mutably; `client` is a live BIO_ADDR
+    // that OpenSSL fills or clears (our BIO knows no peer address: it is
+    // cleared). Both outlive the call.
+    let r = unsafe { DTLSv1_listen(ssl.as_ptr(), client) };
+    // SAFETY: allocated above, freed once.
+    unsafe { BIO_ADDR_free(client) };
+    r
+}

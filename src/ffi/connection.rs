@@ -23,7 +23,7 @@ type CConnection = <Connection as glib::object::ObjectType>::GlibType;
 type CClient = <ClientConnection as glib::object::ObjectType>::GlibType;
 type CServer = <ServerConnection as glib::object::ObjectType>::GlibType;
 
-fn is_a(ptr: gpointer, ty: glib::Type) -> bool {
+pub(super) fn is_a(ptr: gpointer, ty: glib::Type) -> bool {
     // SAFETY: g_type_check_instance_is_a accepts any non-NULL instance
     // pointer; NULL is checked first.
     !ptr.is_null()
@@ -36,7 +36,7 @@ fn is_connection(conn: *mut CConnection) -> bool {
     is_a(conn as gpointer, Connection::static_type())
 }
 
-fn error_ok(error: *mut *mut GError) -> bool {
+pub(super) fn error_ok(error: *mut *mut GError) -> bool {
     // SAFETY: reading the out-pointer's target only when it is non-NULL.
     error.is_null() || unsafe { (*error).is_null() }
 }
@@ -91,7 +91,7 @@ pub unsafe extern "C" fn dtls_openssl_client_connection_new(
 ///
 /// # Safety
 /// `error` is NULL or points at a NULL `GError *`.
-unsafe fn construct<T: glib::object::ObjectType>(
+pub(super) unsafe fn construct<T: glib::object::ObjectType>(
     func: &'static str,
     error: *mut *mut GError,
     build: impl FnOnce() -> Result<T, glib::Error>,

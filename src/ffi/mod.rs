@@ -7,4 +7,5 @@
 #[macro_use]
 mod macros;
 mod connection;
+mod server;
 mod types;

@@ -29,6 +29,7 @@ get_type!(
     dtls_openssl_server_connection_get_type,
     crate::ServerConnection
 );
+get_type!(dtls_openssl_server_get_type, crate::Server);
 
 /// Registers the `dtls-openssl` TLS backend with GIO for a program that
 /// links the library directly (no module directory needed).

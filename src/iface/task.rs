@@ -54,7 +54,33 @@ impl Completion {
         std::mem::forget(self);
     }
 
-    /// Resolves the task with a boolean result or an error.
+    /// Resolves the task with a GObject (transfer full to the finisher) or
+    /// an error.
+    pub(crate) fn complete_object<T: glib::object::ObjectType>(
+        self,
+        result: Result<T, glib::Error>,
+    ) {
+        unsafe extern "C" fn unref_object(p: gpointer) {
+            // SAFETY: the task only holds GObject pointers with this notify.
+            unsafe { glib::gobject_ffi::g_object_unref(p as *mut glib::gobject_ffi::GObject) }
+        }
+        // SAFETY: as in `complete`; the task owns the object reference
+        // until the finisher takes it (or drops it with `unref_object`).
+        unsafe {
+            match result {
+                Ok(o) => gio::ffi::g_task_return_pointer(
+                    self.0,
+                    o.as_object_ref().to_glib_full() as gpointer,
+                    Some(unref_object),
+                ),
+                Err(e) => gio::ffi::g_task_return_error(self.0, e.into_glib_ptr()),
+            }
+            glib::gobject_ffi::g_object_unref(self.0 as *mut _);
+        }
+        std::mem::forget(self);
+    }
+
+    /// Resolves the task with a boolean result or an error.    /// Resolves the task with a boolean result or an error.
     pub(crate) fn complete(self, result: Result<(), glib::Error>) {
         // SAFETY: self.0 is a live task we own a reference to; it is
         // resolved once (self is consumed) and then released.
@@ -106,6 +132,15 @@ pub(crate) unsafe fn finish_bytes(
     unsafe {
         gio::ffi::g_task_propagate_pointer(result as *mut GTask, error) as *mut glib::ffi::GBytes
     }
+}
+
+/// `g_task_propagate_pointer` for a `*_finish` returning a GObject.
+///
+/// # Safety
+/// `result` is the GTask a [`Completion`] resolved with `complete_object`.
+pub(crate) unsafe fn finish_object(result: *mut GAsyncResult, error: *mut *mut GError) -> gpointer {
+    // SAFETY: per the function contract.
+    unsafe { gio::ffi::g_task_propagate_pointer(result as *mut GTask, error) }
 }
 
 /// Whether `result` is a task of `source` made by the function `tag`.
