@@ -187,6 +187,7 @@ fn server_builder(config: &ContextConfig) -> Result<SslContextBuilder, EngineErr
     // context's cache; client certificates are verified by the caller, so
     // one ID context serves every connection.
     builder.set_session_id_context(b"gio-dtls-openssl")?;
+    super::tickets::install(&mut builder);
     set_client_auth(&mut builder, config.client_auth);
     if !config.client_ca_names.is_empty() {
         builder.set_client_ca_list(x509_names(&config.client_ca_names)?);

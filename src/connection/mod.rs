@@ -21,6 +21,7 @@ pub(crate) mod role;
 pub(crate) mod session_cache;
 #[allow(unsafe_code)]
 mod source;
+pub mod tickets;
 mod verify;
 
 pub use base::Connection;

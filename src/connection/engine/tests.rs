@@ -993,6 +993,25 @@ fn resumption_with_a_ticket_keeps_the_peer_chain() {
     );
     assert_eq!(second.transfer(true, b"resumed"), b"resumed");
 
+    // Ticket keys rotate: after one rotation the ticket still resumes (and
+    // is renewed under the new key); after two it is refused. (One test:
+    // the keys are process-wide.)
+    let resumes = |session: &openssl::ssl::SslSession| {
+        let mut p = Pair::new(&c, &s);
+        assert!(p.client.resume(session));
+        p.handshake().unwrap();
+        (
+            p.client.session_reused(),
+            p.client.resumable_session().unwrap(),
+        )
+    };
+    super::super::tickets::rotate_now();
+    let (reused, renewed) = resumes(&session);
+    assert!(reused, "a ticket under the previous key still resumes");
+    super::super::tickets::rotate_now();
+    assert!(!resumes(&session).0, "two rotations old: a full handshake");
+    assert!(resumes(&renewed).0, "the renewed ticket resumes");
+
     // A server that refuses resumption makes it a full handshake.
     let mut third = Pair::new(&c, &s);
     assert!(third.client.resume(&session));
