@@ -3,7 +3,12 @@
 # the built library) and DtlsOpenssl-1.0.typelib (g-ir-compiler).
 #   tools/gir.sh LIBDIR OUTDIR
 # LIBDIR holds libgiodtlsopenssl.so (e.g. target/release).
+# The scanner runs a program linked to the library: GIO must load no module
+# (a module directory holding a copy of the library would load our types
+# twice), whatever the caller's GIO_* variables say.
 set -euo pipefail
+unset GIO_USE_TLS GIO_EXTRA_MODULES
+export GIO_MODULE_DIR=/nonexistent/dtls-openssl-gir-no-modules
 top=$(cd "$(dirname "$0")/.." && pwd)
 libdir=$(cd "$1" && pwd)
 mkdir -p "$2"

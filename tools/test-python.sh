@@ -8,6 +8,7 @@
 #   GI_TYPELIB_PATH  target/gir
 #   GIO_MODULE_DIR   a temporary directory with a symlink to the library
 #   GIO_USE_TLS      dtls-openssl
+#   PYTHONPATH       python/ (the DtlsOpenssl overrides, python/gi/overrides)
 # Extra arguments go to pytest (e.g. -k accept, -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,7 @@ export LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export GI_TYPELIB_PATH=$gir${GI_TYPELIB_PATH:+:$GI_TYPELIB_PATH}
 export GIO_MODULE_DIR=$moddir
 export GIO_USE_TLS=dtls-openssl
+export PYTHONPATH=$top/python${PYTHONPATH:+:$PYTHONPATH}
 unset GIO_EXTRA_MODULES
 
 status=0

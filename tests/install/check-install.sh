@@ -120,6 +120,56 @@ print(DtlsOpenssl.ClientConnection)
 echo "  python3: $py"
 check "PyGObject loads DtlsOpenssl-1.0" test "$py" = "<class 'gi.repository.DtlsOpenssl.ClientConnection'>"
 
+# The overrides, in the prefix's site directory (the one meson's summary names).
+sitedir=$(cd "$build" && meson introspect --installed . | /usr/bin/python3 -c '
+import json, os, sys
+for src, dst in json.load(sys.stdin).items():
+    if dst.endswith("/gi/overrides/DtlsOpenssl.py"):
+        print(os.path.dirname(os.path.dirname(os.path.dirname(dst))))')
+echo "  site directory: $sitedir"
+check "overrides installed under the prefix" \
+    test -f "$sitedir/gi/overrides/DtlsOpenssl.py" -a "${sitedir#"$prefix"/}" != "$sitedir"
+overrides_code='
+import sys, gi
+gi.require_version("DtlsOpenssl", "1.0")
+from gi.repository import DtlsOpenssl
+print(sys.modules["gi.overrides.DtlsOpenssl"].__file__)
+print(all(callable(getattr(DtlsOpenssl.ClientConnection, m)) for m in
+          ("send", "receive", "__enter__", "__iter__", "export_keying_material", "send_bytes")))
+'
+py=$(env -u PYTHONPATH GI_TYPELIB_PATH=$prefix/lib/girepository-1.0 LD_LIBRARY_PATH=$prefix/lib \
+     PYTHONPATH=$sitedir /usr/bin/python3 -c "$overrides_code" 2>&1) || true
+echo "  python3 with PYTHONPATH=$sitedir: $(echo "$py" | tr '\n' ' ')"
+check "PyGObject loads the installed overrides" \
+    test "$py" = "$sitedir/gi/overrides/DtlsOpenssl.py
+True"
+
+# --- tools/env.sh: one line sets up a shell for this prefix ------------------------------
+envsh=$(env -u LD_LIBRARY_PATH -u GI_TYPELIB_PATH -u PYTHONPATH -u PKG_CONFIG_PATH -u GIO_EXTRA_MODULES \
+    -u GIO_MODULE_DIR -u GIO_USE_TLS bash -c '
+    source "$1/tools/env.sh" "$2" >/dev/null || exit 1
+    /usr/bin/python3 -c "$3" || exit 1
+    GIO_USE_TLS=dtls-openssl "$4" || exit 1
+    pkg-config --variable=libdir dtls-openssl
+' env.sh "$src" "$prefix" "$overrides_code" "$work/print-backend" 2>&1) || true
+echo "  source tools/env.sh $prefix: $(echo "$envsh" | tr '\n' ' ')"
+check "tools/env.sh: Python, GIO (GIO_EXTRA_MODULES) and pkg-config find the prefix" \
+    test "$envsh" = "$sitedir/gi/overrides/DtlsOpenssl.py
+True
+DtlsOpensslBackend DtlsOpensslClientConnection
+$prefix/lib"
+
+# --- the GIR step ignores the caller's GIO settings --------------------------------------
+# A module directory holding a *copy* of the library would load our types twice
+# in the scanner's dump program.
+mkdir -p "$work/copy-modules"
+cp "$build/libgiodtlsopenssl.so" "$work/copy-modules/"
+rm -f "$build/gir/DtlsOpenssl-1.0.gir"
+step "GIR rebuilt with GIO_MODULE_DIR holding a copy and GIO_USE_TLS set" \
+    env GIO_MODULE_DIR="$work/copy-modules" GIO_EXTRA_MODULES="$work/copy-modules" GIO_USE_TLS=dtls-openssl \
+    meson compile -C "$build"
+check "the rebuilt GIR is the committed one" cmp -s "$build/gir/DtlsOpenssl-1.0.gir" "$src/gir/DtlsOpenssl-1.0.gir"
+
 # --- a staged install (DESTDIR) skips gio-querymodules ------------------------------------
 step "DESTDIR install" env DESTDIR="$work/stage" meson install -C "$build" --no-rebuild
 check "DESTDIR install skips gio-querymodules with a notice" \

@@ -14,7 +14,9 @@ for its own process before GObject is imported: library from
 ``$DTLS_OPENSSL_LIBDIR`` (default ``target/debug``), typelib generated with
 ``tools/gir.sh`` into a temporary directory unless ``GI_TYPELIB_PATH``
 already has one, a temporary module directory unless ``GIO_MODULE_DIR`` is
-set, ``GIO_USE_TLS=dtls-openssl`` unless set.
+set, ``GIO_USE_TLS=dtls-openssl`` unless set, and ``python/`` (the
+PyGObject overrides, ``python/gi/overrides/DtlsOpenssl.py``) put first on
+``sys.path`` and ``PYTHONPATH`` (for child processes) unless already there.
 
 Tests that need another environment (another backend selection, no module
 directory) run a child Python with the ``child_python`` fixture.
@@ -88,6 +90,13 @@ def _prepare_environment():
         (moddir / LIBNAME).symlink_to(lib)
         os.environ["GIO_MODULE_DIR"] = str(moddir)
     os.environ.setdefault("GIO_USE_TLS", "dtls-openssl")
+    # PyGObject extends gi.overrides' path over sys.path when gi is imported.
+    pydir = str(REPO / "python")
+    if pydir not in sys.path:
+        sys.path.insert(0, pydir)
+    if pydir not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            p for p in [pydir, os.environ.get("PYTHONPATH", "")] if p)
     echo_server = Path(os.environ.get("DTLS_ECHO_SERVER", libdir / "examples" / "dtls-echo-server"))
     return {
         "libdir": libdir,
@@ -109,6 +118,7 @@ def pytest_report_header(config):
         f"dtls-openssl library: {SETUP['libdir'] / LIBNAME}",
         f"typelib: {SETUP['typelib_dir'] / TYPELIB}",
         f"GIO_MODULE_DIR={os.environ.get('GIO_MODULE_DIR')} GIO_USE_TLS={os.environ.get('GIO_USE_TLS')}",
+        f"PYTHONPATH={os.environ.get('PYTHONPATH')}",
     ]
 
 
