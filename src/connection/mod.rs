@@ -19,6 +19,7 @@ pub(crate) mod role;
 pub(crate) mod session_cache;
 #[allow(unsafe_code)]
 mod source;
+pub mod trace;
 mod verify;
 
 pub use base::Connection;
