@@ -22,7 +22,9 @@ fn pki_dir() -> std::path::PathBuf {
 fn trusting_client(addr: std::net::SocketAddr) -> gio::DtlsClientConnection {
     let c = client(addr, Some("server.example.com"));
     c.set_database(Some(
-        &gio::TlsFileDatabase::new(pki("ca.pem")).unwrap().upcast::<gio::TlsDatabase>(),
+        &gio::TlsFileDatabase::new(pki("ca.pem"))
+            .unwrap()
+            .upcast::<gio::TlsDatabase>(),
     ));
     c.set_property("handshake-timeout", 10_000u32);
     c
@@ -233,7 +235,9 @@ fn verification_log_child() {
     let server = OpensslServer::start(OpensslServerOpts::new(&pki_dir()));
     let conn = client(server.addr(), Some("wrong.example.com"));
     conn.set_database(Some(
-        &gio::TlsFileDatabase::new(pki("ca.pem")).unwrap().upcast::<gio::TlsDatabase>(),
+        &gio::TlsFileDatabase::new(pki("ca.pem"))
+            .unwrap()
+            .upcast::<gio::TlsDatabase>(),
     ));
     let err = conn.handshake(gio::Cancellable::NONE).unwrap_err();
     assert!(err.matches(gio::TlsError::BadCertificate), "{err}");
