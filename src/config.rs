@@ -141,6 +141,28 @@ pub fn timing() -> Timing {
     })
 }
 
+/// The environment's configuration for the debug log (never the key log's
+/// contents: only whether one is written).
+fn in_words(c: &engine::ContextConfig) -> String {
+    let version = |v: Option<openssl::ssl::SslVersion>, default: &str| match v {
+        None => default.to_string(),
+        Some(v) if v == openssl::ssl::SslVersion::DTLS1 => "DTLS 1.0".to_string(),
+        Some(v) if v == openssl::ssl::SslVersion::DTLS1_2 => "DTLS 1.2".to_string(),
+        Some(_) => "another version".to_string(),
+    };
+    format!(
+        "protocol {} to {}, cipher list {}, groups {}, signature algorithms {}, key log {}",
+        version(c.min_version, "DTLS 1.2"),
+        version(c.max_version, "the newest"),
+        c.cipher_list.as_deref().unwrap_or("OpenSSL's default"),
+        c.groups.as_deref().unwrap_or("OpenSSL's default"),
+        c.sigalgs.as_deref().unwrap_or("OpenSSL's default"),
+        c.keylog_file
+            .as_ref()
+            .map_or_else(|| "off".to_string(), |p| format!("to {}", p.display()))
+    )
+}
+
 /// The shared context for `role`, built on first use from the environment
 /// (every connection of the role shares it and sets its own certificate,
 /// ALPN, client authentication and cookie exchange on its own SSL).
@@ -153,7 +175,15 @@ pub fn context(role: Role) -> Result<SslContext, glib::Error> {
     };
     cell.get_or_init(|| {
         let config = from_env()?;
-        glib::g_debug!(crate::LOG_DOMAIN, "{role:?} configuration: {config:?}");
+        glib::g_debug!(
+            crate::LOG_DOMAIN,
+            "{} configuration: {}",
+            match role {
+                Role::Client => "client",
+                Role::Server => "server",
+            },
+            in_words(&config)
+        );
         build(&config).map_err(|e| e.to_string())
     })
     .clone()

@@ -20,8 +20,8 @@
 //!   `WantRead` nothing waits in the engine's inbound queue, and no call
 //!   queues more than [`MAX_OUT_PER_CALL`] datagrams);
 //! - during the handshake, garbage may make it fail only with
-//!   `EngineError::Handshake`, `EngineError::TimedOut` or
-//!   `EngineError::CertificateRequired`;
+//!   `EngineError::Handshake`, `TimedOut`, `CertificateRequired` or
+//!   `NotTls`;
 //! - once both sides are connected, nothing injected ends the connection:
 //!   any `Err` from `read_record`/`write_record`/`handle_timeout` fails the
 //!   case, `Closed` is accepted only after the peer's genuine close_notify
@@ -960,9 +960,12 @@ fn check_handshake_error(e: &EngineError) -> Result<(), String> {
     match e {
         // CertificateRequired: a server that requires a client certificate
         // and a client without one (a case the generator makes on purpose).
+        // NotTls: the attacker's forged ClientHello reached a client, or
+        // every genuine datagram was lost and only garbage came.
         EngineError::Handshake(_)
         | EngineError::TimedOut(_)
-        | EngineError::CertificateRequired(_) => Ok(()),
+        | EngineError::CertificateRequired(_)
+        | EngineError::NotTls(_) => Ok(()),
         other => Err(format!("handshake failed with {other:?}")),
     }
 }
@@ -971,6 +974,7 @@ fn check_handshake_error(e: &EngineError) -> Result<(), String> {
 fn failure_reason(side: &str, e: &EngineError) -> String {
     match e {
         EngineError::TimedOut(_) => format!("{side}: timed out"),
+        EngineError::NotTls(_) => format!("{side}: not DTLS"),
         EngineError::Handshake(m) | EngineError::CertificateRequired(m) => {
             // "error:0A000410:SSL routines:func:reason:file:line:data"
             let reason = m

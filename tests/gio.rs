@@ -23,6 +23,8 @@ mod dtls_server;
 mod dtls_server_auth;
 #[path = "gio/dtls_server_p2p.rs"]
 mod dtls_server_p2p;
+#[path = "gio/error_table.rs"]
+mod error_table;
 #[path = "gio/hostile.rs"]
 mod hostile;
 #[path = "gio/identity.rs"]

@@ -300,6 +300,23 @@ impl Connection {
                 (self.hooks().negotiated)(self, &e),
             )
         };
+        glib::g_debug!(
+            crate::LOG_DOMAIN,
+            "{:?}: handshake complete: {}, cipher suite {}, {}, ALPN {}, SRTP profile {}, largest message {} B, peer sent {} certificate(s)",
+            self.as_ptr(),
+            match version {
+                Some("DTLSv1.2") => "DTLS 1.2",
+                Some("DTLSv1") => "DTLS 1.0",
+                Some(v) => v,
+                None => "unknown version",
+            },
+            cipher.as_deref().unwrap_or("unknown"),
+            if resumed { "session resumed" } else { "full handshake" },
+            alpn.as_deref().map_or_else(|| "none".into(), String::from_utf8_lossy),
+            srtp.unwrap_or("none"),
+            payload,
+            chain.len()
+        );
         let peer = super::verify::certificate_chain(&chain)?;
         let _ = self
             .imp()
@@ -715,9 +732,12 @@ pub(crate) mod imp {
             let _ = self.core.set(Core::new(base, engine));
             glib::g_debug!(
                 crate::LOG_DOMAIN,
-                "{:?}: new DTLS {:?} connection",
+                "{:?}: new DTLS {} connection",
                 obj.as_ptr(),
-                role
+                match role {
+                    super::super::engine::Role::Client => "client",
+                    super::super::engine::Role::Server => "server",
+                }
             );
             Ok(())
         }

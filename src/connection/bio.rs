@@ -48,6 +48,8 @@ pub struct DatagramTransport {
     probe: Option<ProtectionProbe>,
     /// Records dropped by screening so far.
     dropped: u64,
+    /// Records handed to OpenSSL so far.
+    accepted: u64,
     largest_read_buffer: usize,
     /// Buffers of datagrams already consumed, reused so that the steady
     /// state allocates nothing per datagram.
@@ -89,6 +91,16 @@ impl DatagramTransport {
     /// Records dropped by screening since the transport was made.
     pub fn dropped_records(&self) -> u64 {
         self.dropped
+    }
+
+    /// Records handed to the SSL (not dropped) since the transport was made.
+    pub fn accepted_records(&self) -> u64 {
+        self.accepted
+    }
+
+    /// The datagrams waiting to be sent, oldest first.
+    pub fn outbound(&self) -> impl Iterator<Item = &[u8]> {
+        self.outbound.iter().map(Vec::as_slice)
     }
 
     /// Gives back a buffer (e.g. from [`Self::pop_outbound`]) for reuse.
@@ -172,6 +184,7 @@ impl Read for DatagramTransport {
             }
             buf[..rec.len()].copy_from_slice(&rec);
             let n = rec.len();
+            self.accepted += 1;
             self.recycle(rec);
             return Ok(n);
         }

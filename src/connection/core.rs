@@ -126,6 +126,7 @@ pub fn engine_error(e: EngineError) -> glib::Error {
             format!("DTLS handshake failed: {m}"),
         ),
         EngineError::TimedOut(m) => error::io(Io::TimedOut, format!("DTLS handshake timed out: {m}")),
+        EngineError::NotTls(m) => error::tls(gio::TlsError::NotTls, format!("DTLS handshake failed: {m}")),
         EngineError::Protocol(m) => error::tls(gio::TlsError::Misc, format!("DTLS protocol error: {m}")),
         EngineError::NotConnected => error::io(Io::WouldBlock, "The DTLS handshake is not complete"),
         EngineError::Closed => error::io(Io::Closed, "The DTLS connection is closed"),
@@ -320,13 +321,19 @@ impl Core {
     /// The handshake's time limit: when it passes, and the error then.
     fn handshake_limit(&self) -> Result<Option<Instant>, glib::Error> {
         match *self.handshake_deadline.lock().unwrap() {
-            Some((at, limit)) if Instant::now() >= at => Err(error::io(
-                gio::IOErrorEnum::TimedOut,
-                format!(
-                    "DTLS handshake timed out: not complete after {:.1} s (handshake-timeout)",
+            Some((at, limit)) if Instant::now() >= at => match self.engine().not_dtls_peer() {
+                Some(why) => Err(engine_error(EngineError::NotTls(format!(
+                    "{why}; gave up after {:.1} s (handshake-timeout)",
                     limit.as_secs_f64()
-                ),
-            )),
+                )))),
+                None => Err(error::io(
+                    gio::IOErrorEnum::TimedOut,
+                    format!(
+                        "DTLS handshake timed out: not complete after {:.1} s (handshake-timeout)",
+                        limit.as_secs_f64()
+                    ),
+                )),
+            },
             d => Ok(d.map(|(at, _)| at)),
         }
     }

@@ -36,6 +36,7 @@ use openssl::x509::{X509Name, X509Ref, X509};
 
 use super::bio::DatagramTransport;
 use super::ossl;
+use super::trace;
 
 /// `SSL_ERROR_WANT_X509_LOOKUP`, which the `openssl` crate does not name.
 const SSL_ERROR_WANT_X509_LOOKUP: std::ffi::c_int = 4;
@@ -412,6 +413,10 @@ pub enum EngineError {
     /// The peer did not answer: the handshake's retransmissions ran out.
     /// Sticky like `Handshake`. GIO: `G_IO_ERROR_TIMED_OUT`.
     TimedOut(String),
+    /// The peer does not speak DTLS: it sent our ClientHello back (a UDP
+    /// echo), or the handshake gave up while every datagram it sent was
+    /// dropped as not DTLS. Sticky. GIO: `G_TLS_ERROR_NOT_TLS`.
+    NotTls(String),
     /// A fatal error after the handshake (e.g. a fatal alert received).
     /// GIO: `G_TLS_ERROR_MISC`.
     Protocol(String),
@@ -446,6 +451,7 @@ impl fmt::Display for EngineError {
         match self {
             Self::Handshake(e) => write!(f, "DTLS handshake failed: {e}"),
             Self::TimedOut(e) => write!(f, "DTLS handshake timed out: {e}"),
+            Self::NotTls(e) => write!(f, "DTLS handshake failed: {e}"),
             Self::CertificateRequired(e) | Self::NoCertificate(e) => {
                 write!(f, "DTLS handshake failed: {e}")
             }
@@ -496,6 +502,10 @@ pub struct Engine {
     scratch: Box<[u8]>,
     initial_timeout: Duration,
     max_timeout: Duration,
+    /// Datagrams received before the handshake completed.
+    handshake_datagrams: u64,
+    /// A client that received a ClientHello: its own, echoed.
+    got_client_hello: bool,
 }
 
 impl fmt::Debug for Engine {
@@ -540,6 +550,8 @@ impl Engine {
             scratch: vec![0; MAX_RECORD_PLAINTEXT].into_boxed_slice(),
             initial_timeout: DEFAULT_INITIAL_TIMEOUT,
             max_timeout: DEFAULT_MAX_TIMEOUT,
+            handshake_datagrams: 0,
+            got_client_hello: false,
         };
         engine.set_mtu(DEFAULT_MTU)?;
         engine.set_retransmit_timeouts(DEFAULT_INITIAL_TIMEOUT, DEFAULT_MAX_TIMEOUT);
@@ -573,7 +585,50 @@ impl Engine {
         if self.has_foreign_cookie(datagram) {
             return;
         }
+        if self.state == State::Handshaking && !datagram.is_empty() {
+            self.handshake_datagrams += 1;
+            glib::g_debug!(
+                crate::LOG_DOMAIN,
+                "{:p}: received {} B: {}",
+                self,
+                datagram.len(),
+                trace::describe_datagram(datagram)
+            );
+            if self.role == Role::Client && trace::has_client_hello(datagram) {
+                self.got_client_hello = true;
+            }
+        }
         self.stream.get_mut().push_inbound(datagram);
+    }
+
+    /// Why the peer seems not to speak DTLS, if it answered during the
+    /// handshake but none of its datagrams held a DTLS record OpenSSL could
+    /// read; `None` otherwise (no answer, or some DTLS came).
+    pub fn not_dtls_peer(&self) -> Option<String> {
+        let t = self.stream.get_ref();
+        (self.state != State::Connected
+            && self.handshake_datagrams > 0
+            && t.accepted_records() == 0)
+            .then(|| {
+                format!(
+                    "the peer answered, but not with DTLS ({} datagrams received, {} records dropped as not DTLS, none readable)",
+                    self.handshake_datagrams,
+                    t.dropped_records()
+                )
+            })
+    }
+
+    /// Logs the datagrams queued since the outbound queue held `before`.
+    fn log_sent(&self, before: usize) {
+        for d in self.stream.get_ref().outbound().skip(before) {
+            glib::g_debug!(
+                crate::LOG_DOMAIN,
+                "{:p}: sending {} B: {}",
+                self,
+                d.len(),
+                trace::describe_datagram(d)
+            );
+        }
     }
 
     /// A server with the cookie exchange, before its handshake is done,
@@ -950,6 +1005,7 @@ impl Engine {
         // discarding an early ChangeCipherSpec it takes its input as
         // exhausted, one read being one record here): go on while it
         // consumes them, so that WantRead means "needs a datagram".
+        let outbound_before = self.stream.get_ref().outbound().count();
         let result = loop {
             let queued = self.stream.get_ref().inbound_len();
             match self.stream.do_handshake() {
@@ -959,6 +1015,7 @@ impl Engine {
                 other => break other,
             }
         };
+        self.log_sent(outbound_before);
         match result {
             Err(e) if e.code() == ErrorCode::from_raw(SSL_ERROR_WANT_X509_LOOKUP) => {
                 Ok(HandshakeStatus::WantCertificate)
@@ -970,22 +1027,8 @@ impl Engine {
             }
             Err(e) if is_retry(&e) => Ok(HandshakeStatus::WantRead),
             Err(e) => {
-                let err = if is_read_timeout(&e) {
-                    EngineError::TimedOut(format!(
-                        "no answer from the peer after {MAX_RETRANSMISSIONS} retransmissions"
-                    ))
-                } else if let Some(why) = self.missing_certificate(&e) {
-                    EngineError::CertificateRequired(format!("{why} ({})", describe(&e)))
-                } else if let Some(why) = known_cause(&e) {
-                    EngineError::Handshake(format!("{why} ({})", describe(&e)))
-                } else if self.role == Role::Server && self.ssl().certificate().is_none() {
-                    EngineError::NoCertificate(format!(
-                        "this server has no certificate to present (set one: the certificate property, or g_dtls_server_connection_new's certificate; or serve PSK through a psk-lookup handler) ({})",
-                        describe(&e)
-                    ))
-                } else {
-                    EngineError::Handshake(describe(&e))
-                };
+                let err = self.classify_failure(&e, outbound_before);
+                glib::g_debug!(crate::LOG_DOMAIN, "{:p}: {err}", self);
                 self.state = State::Failed(err.clone());
                 Err(err)
             }
@@ -1014,9 +1057,7 @@ impl Engine {
             _ => {
                 // OpenSSL's only failure here is SSL_R_READ_TIMEOUT_EXPIRED.
                 drop(ErrorStack::get());
-                let err = EngineError::TimedOut(format!(
-                    "no answer from the peer after {MAX_RETRANSMISSIONS} retransmissions"
-                ));
+                let err = self.retransmissions_exhausted();
                 self.state = State::Failed(err.clone());
                 Err(err)
             }
@@ -1254,6 +1295,65 @@ impl Engine {
 
     // ---- helpers ---------------------------------------------------------
 
+    /// The handshake's error once OpenSSL gave up retransmitting.
+    fn retransmissions_exhausted(&self) -> EngineError {
+        match self.not_dtls_peer() {
+            Some(why) => EngineError::NotTls(format!(
+                "{why}; gave up after {MAX_RETRANSMISSIONS} retransmissions"
+            )),
+            None => EngineError::TimedOut(format!(
+                "no answer from the peer after {MAX_RETRANSMISSIONS} retransmissions"
+            )),
+        }
+    }
+
+    /// The error of a failed handshake: plain words first (what happened,
+    /// what to change), then the alert received or sent and OpenSSL's
+    /// reasons in parentheses. `outbound_before`: datagrams queued before
+    /// the failing step (the alert OpenSSL sent is among the later ones).
+    fn classify_failure(&self, e: &ssl::Error, outbound_before: usize) -> EngineError {
+        if is_read_timeout(e) {
+            return self.retransmissions_exhausted();
+        }
+        let received = peer_alert(e);
+        let sent = self
+            .stream
+            .get_ref()
+            .outbound()
+            .skip(outbound_before)
+            .find_map(trace::plaintext_alert);
+        let mut detail = Vec::new();
+        if let Some(a) = received {
+            detail.push(format!("peer alert {}", trace::alert_label(a)));
+        }
+        if let Some(a) = sent {
+            detail.push(format!("alert {} sent to the peer", trace::alert_label(a)));
+        }
+        detail.push(format!("OpenSSL: {}", describe(e)));
+        let detail = detail.join("; ");
+        if self.got_client_hello && received.is_none() {
+            return EngineError::NotTls(format!(
+                "the peer does not speak DTLS: it sent a ClientHello back, as a UDP echo does ({detail})"
+            ));
+        }
+        if let Some(why) = self.missing_certificate(e) {
+            return EngineError::CertificateRequired(format!("{why} ({detail})"));
+        }
+        if let Some(why) = known_cause(e) {
+            return EngineError::Handshake(format!("{why} ({detail})"));
+        }
+        if self.role == Role::Server && self.ssl().certificate().is_none() {
+            return EngineError::NoCertificate(format!(
+                "this server has no certificate to present (set one: the certificate property, or g_dtls_server_connection_new's certificate; or serve PSK through a psk-lookup handler) ({detail})"
+            ));
+        }
+        let why = match received {
+            Some(a) => trace::alert_meaning(a),
+            None => local_cause(e).unwrap_or("the peer's handshake messages were not acceptable"),
+        };
+        EngineError::Handshake(format!("{why} ({detail})"))
+    }
+
     /// Whether a failed handshake failed for want of a client certificate.
     fn missing_certificate(&self, e: &ssl::Error) -> Option<&'static str> {
         const PEER_DID_NOT_RETURN_A_CERTIFICATE: std::ffi::c_int = 199;
@@ -1333,6 +1433,45 @@ fn known_cause(e: &ssl::Error) -> Option<&'static str> {
         Some("no protocol version is allowed (min-protocol-version, max-protocol-version)")
     } else if has(UNSUPPORTED_PROTOCOL) || has(WRONG_SSL_VERSION) || has(ALERT_PROTOCOL_VERSION) {
         Some("no protocol version in common with the peer (min-protocol-version, max-protocol-version)")
+    } else {
+        None
+    }
+}
+
+/// The fatal alert the peer sent, if that is what ended the handshake
+/// (OpenSSL's reason is `SSL_AD_REASON_OFFSET` + the alert).
+fn peer_alert(e: &ssl::Error) -> Option<u8> {
+    const SSL_AD_REASON_OFFSET: std::ffi::c_int = 1000;
+    e.ssl_error()?.errors().iter().find_map(|e| {
+        u8::try_from(e.reason_code() - SSL_AD_REASON_OFFSET)
+            .ok()
+            .filter(|a| trace::alert_name(*a).is_some())
+    })
+}
+
+/// Plain words for what this end found wrong with the peer's messages.
+fn local_cause(e: &ssl::Error) -> Option<&'static str> {
+    const NO_SUITABLE_SIGNATURE_ALGORITHM: std::ffi::c_int = 118;
+    const NO_CIPHERS_AVAILABLE: std::ffi::c_int = 181;
+    const NO_SHARED_CIPHER: std::ffi::c_int = 193;
+    const UNEXPECTED_MESSAGE: std::ffi::c_int = 244;
+    const UNEXPECTED_RECORD: std::ffi::c_int = 245;
+    const WRONG_CIPHER_RETURNED: std::ffi::c_int = 261;
+    const NO_SHARED_SIGNATURE_ALGORITHMS: std::ffi::c_int = 376;
+    const NO_SHARED_GROUPS: std::ffi::c_int = 410;
+    let reasons: Vec<_> = e
+        .ssl_error()
+        .map(|s| s.errors().iter().map(|e| e.reason_code()).collect())
+        .unwrap_or_default();
+    let has = |r| reasons.contains(&r);
+    if has(NO_SHARED_CIPHER) || has(WRONG_CIPHER_RETURNED) || has(NO_CIPHERS_AVAILABLE) {
+        Some("no cipher suite in common with the peer (DTLS_OPENSSL_CIPHER_LIST, the peer's cipher list)")
+    } else if has(NO_SHARED_GROUPS) {
+        Some("no key exchange group in common with the peer (DTLS_OPENSSL_GROUPS)")
+    } else if has(NO_SHARED_SIGNATURE_ALGORITHMS) || has(NO_SUITABLE_SIGNATURE_ALGORITHM) {
+        Some("no signature algorithm in common with the peer (DTLS_OPENSSL_SIGALGS)")
+    } else if has(UNEXPECTED_MESSAGE) || has(UNEXPECTED_RECORD) {
+        Some("the peer sent a handshake message out of order")
     } else {
         None
     }

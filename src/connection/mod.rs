@@ -22,6 +22,7 @@ pub(crate) mod session_cache;
 #[allow(unsafe_code)]
 mod source;
 pub mod tickets;
+pub mod trace;
 mod verify;
 
 pub use base::Connection;

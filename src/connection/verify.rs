@@ -71,6 +71,46 @@ impl Request {
             .is_some_and(|db| !db.is::<crate::database::Database>())
     }
 
+    /// Logs what verification is about to use: the expected identity, the
+    /// database and the peer's chain (public data only).
+    fn log(&self, conn: &Connection, peer: &gio::TlsCertificate) {
+        let identity = self
+            .role
+            .identity
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |i| i.to_string().to_string());
+        let database = match &self.database {
+            Some(db) => match db.downcast_ref::<crate::database::Database>() {
+                Some(ours) => ours.describe(),
+                None => format!("{} (application's)", db.type_().name()),
+            },
+            None => "none (database is NULL: accept-certificate decides)".to_string(),
+        };
+        glib::g_debug!(
+            crate::LOG_DOMAIN,
+            "{:?}: verifying the peer for the {} purpose: expected identity {identity}{}; database: {database}",
+            conn.as_ptr(),
+            if self.role.purpose == gio::TLS_DATABASE_PURPOSE_AUTHENTICATE_SERVER {
+                "server"
+            } else {
+                "client"
+            },
+            if self.role.identity_required { " (required)" } else { "" },
+        );
+        let mut cert = Some(peer.clone());
+        let mut i = 0;
+        while let Some(c) = cert {
+            glib::g_debug!(
+                crate::LOG_DOMAIN,
+                "{:?}: peer certificate {i}: {}",
+                conn.as_ptr(),
+                describe_certificate(&c)
+            );
+            cert = c.issuer();
+            i += 1;
+        }
+    }
+
     fn verify_sync(
         &self,
         conn: &Connection,
@@ -140,14 +180,28 @@ fn decide(
         r.peer_certificate = Some(peer.clone());
         r.peer_certificate_errors = errors;
     }
+    glib::g_debug!(
+        crate::LOG_DOMAIN,
+        "{:?}: verification found: {}{}",
+        conn.as_ptr(),
+        if errors.is_empty() {
+            "no problem".to_string()
+        } else {
+            describe(errors)
+        },
+        if errors.is_empty() || !(errors & mask).is_empty() {
+            ""
+        } else {
+            " (ignored by validation-flags)"
+        }
+    );
     if (errors & mask).is_empty() {
         return Ok(());
     }
     glib::g_debug!(
         crate::LOG_DOMAIN,
-        "{:?}: peer certificate errors {:?}: asking accept-certificate",
-        conn.as_ptr(),
-        errors
+        "{:?}: asking accept-certificate",
+        conn.as_ptr()
     );
     // No lock is held here: handlers may call back into the connection
     // (another thread waits for the handshake; this one gets an error).
@@ -179,6 +233,7 @@ pub(crate) fn verify_peer(
     let Some(peer) = peer else {
         return req.role.without_certificate;
     };
+    req.log(conn, peer);
     let (errors, detail) = req.flags(conn, peer, req.verify_sync(conn, peer, cancellable))?;
     decide(conn, peer, errors, detail, req.role.mask)
 }
@@ -196,6 +251,7 @@ pub(crate) fn verify_peer_async<F: FnOnce(Result<(), glib::Error>) + 'static>(
     let (Some(peer), true) = (peer.clone(), req.database_may_block()) else {
         return done(verify_peer(conn, peer.as_ref(), cancellable));
     };
+    req.log(conn, &peer);
     let db = req.database.clone().expect("may block implies a database");
     let (purpose, identity, interaction) = (
         req.role.purpose,
@@ -224,6 +280,59 @@ pub(crate) fn verify_peer_async<F: FnOnce(Result<(), glib::Error>) + 'static>(
 /// [`super::core::Core::calling`]).
 fn calling<'a>(conn: &'a Connection, what: &'static str) -> Option<super::core::Calling<'a>> {
     conn.core().ok().map(|core| core.calling(what))
+}
+
+/// Subject, subject alternative names, issuer and validity of a
+/// certificate, for the debug log.
+fn describe_certificate(cert: &gio::TlsCertificate) -> String {
+    let Ok(x) = crate::certificate::x509_of(cert) else {
+        return "(unreadable)".to_string();
+    };
+    let name = |n: &openssl::x509::X509NameRef| {
+        n.entries()
+            .map(|e| {
+                let key = e.object().nid().short_name().unwrap_or("?");
+                let value = e.data().to_string().unwrap_or_else(|_| "?".to_string());
+                format!("{key}={value}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let sans = x.subject_alt_names().map_or_else(
+        || "none".to_string(),
+        |names| {
+            names
+                .iter()
+                .map(|n| {
+                    if let Some(d) = n.dnsname() {
+                        format!("DNS:{d}")
+                    } else if let Some(ip) = n.ipaddress() {
+                        match <[u8; 4]>::try_from(ip) {
+                            Ok(v4) => format!("IP:{}", std::net::Ipv4Addr::from(v4)),
+                            Err(_) => match <[u8; 16]>::try_from(ip) {
+                                Ok(v6) => format!("IP:{}", std::net::Ipv6Addr::from(v6)),
+                                Err(_) => "IP:?".to_string(),
+                            },
+                        }
+                    } else if let Some(e) = n.email() {
+                        format!("email:{e}")
+                    } else if let Some(u) = n.uri() {
+                        format!("URI:{u}")
+                    } else {
+                        "other".to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
+    format!(
+        "subject {}; SAN {sans}; issuer {}; valid {} to {}",
+        name(x.subject_name()),
+        name(x.issuer_name()),
+        x.not_before(),
+        x.not_after()
+    )
 }
 
 /// A readable list of certificate flags.

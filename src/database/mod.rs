@@ -6,6 +6,7 @@
 
 pub mod file;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use gio::prelude::*;
@@ -27,17 +28,26 @@ glib::wrapper! {
         @extends gio::TlsDatabase;
 }
 
-// SAFETY: the only instance state is a OnceLock<TrustStore> (an OpenSSL
-// X509 store, thread-safe for verification) set once at initialisation.
+// SAFETY: the instance state is a OnceLock<TrustStore> (an OpenSSL X509
+// store, thread-safe for verification) set once, a OnceLock<String> and an
+// AtomicBool.
 #[allow(unsafe_code)]
 unsafe impl Send for Database {}
 #[allow(unsafe_code)]
 unsafe impl Sync for Database {}
 
 impl Database {
-    /// A database over OpenSSL's default trust store.
+    /// A database over OpenSSL's default trust store. The store is loaded
+    /// on first use (a verification, a lookup, a server's CA list), not
+    /// here: a connection holds the default database until the application
+    /// sets its own, and that should cost nothing.
     pub fn system() -> Database {
         let db: Database = glib::Object::new();
+        db.imp().system.store(true, Ordering::Relaxed);
+        db
+    }
+
+    fn load_system() -> TrustStore {
         let store = TrustStore::system().unwrap_or_else(|e| {
             glib::g_warning!(
                 crate::LOG_DOMAIN,
@@ -51,8 +61,22 @@ impl Database {
             "system trust store: {} anchors",
             store.anchors().len()
         );
-        db.set_store(store);
-        db
+        store
+    }
+
+    /// What the database is, for logs: "the system trust store" or the
+    /// file database's anchors file.
+    pub(crate) fn describe(&self) -> String {
+        match self.imp().handle_prefix.get() {
+            Some(prefix) => format!(
+                "file database {}",
+                prefix.trim_end_matches('#').trim_start_matches("file://")
+            ),
+            None if self.imp().system.load(Ordering::Relaxed) => {
+                "the system trust store (default database)".to_string()
+            }
+            None => "an empty database".to_string(),
+        }
     }
 
     pub(crate) fn set_store(&self, store: TrustStore) {
@@ -83,9 +107,14 @@ impl Database {
     }
 
     fn store(&self) -> &TrustStore {
-        self.imp()
-            .store
-            .get_or_init(|| TrustStore::from_anchors(Vec::new()).expect("an empty X509 store"))
+        let imp = self.imp();
+        imp.store.get_or_init(|| {
+            if imp.system.load(Ordering::Relaxed) {
+                Self::load_system()
+            } else {
+                TrustStore::from_anchors(Vec::new()).expect("an empty X509 store")
+            }
+        })
     }
 }
 
@@ -112,6 +141,8 @@ pub(crate) mod imp {
     pub struct Database {
         pub(super) store: OnceLock<TrustStore>,
         pub(super) handle_prefix: OnceLock<String>,
+        /// Serves the system trust store, loaded on first use.
+        pub(super) system: AtomicBool,
     }
 
     #[glib::object_subclass]
