@@ -2,7 +2,9 @@
 //! flags with the correct answer, through `g_tls_database_verify_chain` (a
 //! GTlsFileDatabase trusting the CA) and `g_tls_certificate_verify` (the CA
 //! as trusted_ca), and the security-relevant ones through a real DTLS
-//! handshake against `openssl s_server -dtls1_2`.
+//! handshake against `openssl s_server -dtls1_2`. Revocation is checked
+//! through file databases and, in a child process of this binary, through the
+//! default database built from `SSL_CERT_DIR` / `SSL_CERT_FILE`.
 //!
 //! The certificates are made here, at test time, with the openssl crate:
 //! subjectAltName extensions are encoded by hand so that malformed names
@@ -751,13 +753,20 @@ fn without_an_identity_nothing_is_checked_and_other_flags_stay() {
 /// the flags accept-certificate was asked with (if it was), and whether the
 /// handshake succeeded (accept-certificate answers FALSE).
 fn handshake(leaf: &Issued, identity: &str) -> (F, Option<F>, bool) {
+    handshake_with(leaf, identity, &[])
+}
+
+/// [`handshake`] with more `openssl s_server` arguments.
+fn handshake_with(leaf: &Issued, identity: &str, server_args: &[&str]) -> (F, Option<F>, bool) {
     let cert = write("leaf.pem", &leaf.cert.to_pem().unwrap());
     let key = write("leaf.key", &leaf.key.private_key_to_pem_pkcs8().unwrap());
-    let server = OpensslServer::start(
-        OpensslServerOpts::new(&common::init().pki)
-            .cert(&cert, &key)
-            .echo_prefix("ECHO:"),
-    );
+    let mut opts = OpensslServerOpts::new(&common::init().pki)
+        .cert(&cert, &key)
+        .echo_prefix("ECHO:");
+    for a in server_args {
+        opts = opts.arg(a);
+    }
+    let server = OpensslServer::start(opts);
     let conn = client(server.addr(), Some(identity));
     conn.set_database(Some(&root_db().0));
     let asked = std::rc::Rc::new(std::cell::Cell::new(None));
@@ -816,6 +825,111 @@ fn handshake_accepts_trailing_dot_and_unicode_identities() {
         let (errors, asked, ok) = handshake(leaf, identity);
         assert_eq!((errors, asked, ok), (OK, None, true), "{identity:?}");
     }
+}
+
+/// Serves each leaf for its identity and expects exactly `want` as the
+/// peer-certificate errors; when not empty, accept-certificate must have been
+/// asked with exactly those flags and (answering FALSE) the handshake fails
+/// with `G_TLS_ERROR_BAD_CERTIFICATE`; when empty, it is not asked and data
+/// flows.
+fn expect_handshakes(cases: &[(&Issued, &str, F)], server_args: &[&str]) {
+    let mut failures = Vec::new();
+    for (leaf, identity, want) in cases {
+        let (errors, asked, ok) = handshake_with(leaf, identity, server_args);
+        let expected = if want.is_empty() {
+            (OK, None, true)
+        } else {
+            (*want, Some(*want), false)
+        };
+        if (errors, asked, ok) != expected {
+            failures.push(format!(
+                "{identity:?}: want (errors, accept-certificate asked, connected) = \
+                 {expected:?}, got {:?}",
+                (errors, asked, ok)
+            ));
+        }
+    }
+    assert_no_failures(failures);
+}
+
+#[test]
+fn handshake_wildcards_stand_for_exactly_one_whole_label() {
+    let root = Some(root());
+    let wild = Spec::leaf().sans(&[dns("*.example.com")]).issue(root);
+    let partial = Spec::leaf().sans(&[dns("f*.example.com")]).issue(root);
+    expect_handshakes(
+        &[
+            (&wild, "a.example.com", OK),
+            (&wild, "example.com", BAD),
+            (&wild, "a.b.example.com", BAD),
+            (&partial, "foo.example.com", BAD),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn handshake_ignores_the_common_name_when_a_san_is_present() {
+    let root = Some(root());
+    let san_and_cn = Spec::leaf()
+        .cn("target.example.com")
+        .sans(&[dns("other.example.org")])
+        .issue(root);
+    let cn_only = Spec::leaf().cn("target.example.com").issue(root);
+    expect_handshakes(
+        &[
+            (&san_and_cn, "target.example.com", BAD),
+            (&san_and_cn, "other.example.org", OK),
+            // The control: the same CN alone is the identity.
+            (&cn_only, "target.example.com", OK),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn handshake_ip_identity_needs_an_ip_san() {
+    let root = Some(root());
+    let dns_only = Spec::leaf()
+        .cn("127.0.0.1")
+        .sans(&[dns("127.0.0.1"), dns("localhost")])
+        .issue(root);
+    let with_ip = Spec::leaf()
+        .sans(&[dns("localhost"), ip_san("127.0.0.1")])
+        .issue(root);
+    let other_ip = Spec::leaf().sans(&[ip_san("127.0.0.2")]).issue(root);
+    expect_handshakes(
+        &[
+            (&dns_only, "127.0.0.1", BAD),
+            (&with_ip, "127.0.0.1", OK),
+            (&other_ip, "127.0.0.1", BAD),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn handshake_with_an_rsa_1024_server_is_insecure() {
+    let root = Some(root());
+    let weak = Spec::leaf()
+        .sans(&[dns("example.com")])
+        .key(rsa_key(1024))
+        .issue(root);
+    let strong = Spec::leaf()
+        .sans(&[dns("example.com")])
+        .key(rsa_key(2048))
+        .issue(root);
+    // s_server itself refuses to load an RSA-1024 certificate at its
+    // default security level 2.
+    let level1 = ["-cipher", "DEFAULT@SECLEVEL=1"];
+    expect_handshakes(
+        &[
+            (&weak, "example.com", F::INSECURE),
+            (&weak, "wrong.example.com", F::INSECURE | BAD),
+            (&strong, "example.com", OK),
+        ],
+        &level1,
+    );
 }
 
 // --- key strength ----------------------------------------------------------------
@@ -1064,4 +1178,158 @@ fn handshake_with_a_revoked_server_fails() {
     let err = conn.handshake(gio::Cancellable::NONE).unwrap_err();
     assert!(err.matches(gio::TlsError::BadCertificate), "{err}");
     assert_eq!(conn.peer_certificate_errors(), F::REVOKED);
+}
+
+// --- revocation through the default database -------------------------------------
+
+/// Set in a child process of this test binary: the directory holding the
+/// leaves the child verifies through the default database.
+const DEFAULT_DB_CHILD_ENV: &str = "DTLS_OPENSSL_TEST_DEFAULT_DB_DIR";
+
+/// Runs the test `name` of this binary alone in a child process, with `env`
+/// (and this process's GIO module set-up), so that the backend's default
+/// database is created there, from that environment. Bounded: 120 s.
+fn run_child_test(name: &str, env: &[(&str, &std::path::Path)]) {
+    let env_vars = common::init();
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env("GIO_MODULE_DIR", &env_vars.modules)
+        .env("GIO_USE_TLS", "dtls-openssl")
+        .env_remove("GIO_EXTRA_MODULES")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("SSL_CERT_DIR")
+        .env_remove("DTLS_OPENSSL_SECURITY_LEVEL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = crate::common::peers::PeerProcess::spawn(
+        "default-database child",
+        cmd,
+        std::time::Duration::from_secs(120),
+        None,
+    )
+    .unwrap();
+    let status = child
+        .wait_exit(std::time::Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("child test {name}: {e}\n{}", child.output()));
+    let output = child.output();
+    assert!(status.success(), "child test {name} failed:\n{output}");
+    // `--exact` with a wrong name runs nothing and succeeds.
+    assert!(
+        output.contains("test result: ok. 1 passed"),
+        "child test {name} did not run:\n{output}"
+    );
+}
+
+/// In the child: verifies `revoked.pem` and `good.pem` of the directory in
+/// [`DEFAULT_DB_CHILD_ENV`] through `g_tls_backend_get_default_database()`.
+fn default_database_child(dir: &std::path::Path) {
+    glib::log_set_always_fatal(glib::LogLevels::LEVEL_CRITICAL | glib::LogLevels::LEVEL_WARNING);
+    let backend = gio::TlsBackend::default();
+    assert_eq!(backend.type_().name(), "DtlsOpensslBackend");
+    let db = backend.default_database();
+    let load = |name: &str| gio::TlsCertificate::from_file(dir.join(name)).unwrap();
+    let id = host("example.com");
+    assert_eq!(
+        verify_chain(&db, &load("good.pem"), Some(&id)),
+        OK,
+        "a leaf of the CA in SSL_CERT_DIR/SSL_CERT_FILE, not revoked"
+    );
+    assert_eq!(
+        verify_chain(&db, &load("revoked.pem"), Some(&id)),
+        F::REVOKED,
+        "the leaf revoked by the CA's CRL"
+    );
+    assert_eq!(
+        verify_chain(&db, &load("revoked.pem"), Some(&host("other.example.org"))),
+        F::REVOKED | BAD,
+        "revocation and identity both reported"
+    );
+    // Only the CA of the environment is trusted (not the system's bundle).
+    let stranger = load("stranger.pem");
+    assert_eq!(verify_chain(&db, &stranger, Some(&id)), F::UNKNOWN_CA);
+}
+
+/// Writes the CA's leaves for the child: `good.pem`, `revoked.pem` and
+/// `stranger.pem` (issued by a CA the child does not trust), and returns the
+/// CRL revoking `revoked.pem`.
+fn default_database_fixture(dir: &std::path::Path) -> X509Crl {
+    std::fs::create_dir_all(dir).unwrap();
+    let root = root();
+    let leaf = || {
+        Spec::leaf()
+            .sans(&[dns("example.com")])
+            .issue(Some(root))
+            .cert
+    };
+    let (good, revoked) = (leaf(), leaf());
+    let other = Spec::ca("Not In SSL_CERT_DIR").issue(None);
+    let stranger = Spec::leaf()
+        .sans(&[dns("example.com")])
+        .issue(Some(&other))
+        .cert;
+    for (name, cert) in [
+        ("good.pem", &good),
+        ("revoked.pem", &revoked),
+        ("stranger.pem", &stranger),
+    ] {
+        std::fs::write(dir.join(name), cert.to_pem().unwrap()).unwrap();
+    }
+    crl(root, &[&revoked], -DAY, 7 * DAY)
+}
+
+#[test]
+fn default_database_finds_crls_in_ssl_cert_dir() {
+    if let Some(dir) = std::env::var_os(DEFAULT_DB_CHILD_ENV) {
+        return default_database_child(std::path::Path::new(&dir));
+    }
+    let base = dir().join(format!("default-db-dir-{}", now()));
+    let crl = default_database_fixture(&base);
+    // A c_rehash-style directory: `<subject hash>.0` for the CA and
+    // `<issuer hash>.r0` for its CRL; no CA file at all.
+    let certs = base.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let hash = root().cert.subject_name_hash();
+    // The CRL's issuer is the CA's subject, so the same hash names it.
+    assert_eq!(
+        crl.issuer_name().to_der().unwrap(),
+        root().cert.subject_name().to_der().unwrap()
+    );
+    std::fs::write(
+        certs.join(format!("{hash:08x}.0")),
+        root().cert.to_pem().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(certs.join(format!("{hash:08x}.r0")), crl.to_pem().unwrap()).unwrap();
+    run_child_test(
+        "identity::default_database_finds_crls_in_ssl_cert_dir",
+        &[
+            (DEFAULT_DB_CHILD_ENV, &base),
+            ("SSL_CERT_DIR", &certs),
+            ("SSL_CERT_FILE", &base.join("no-such-bundle.pem")),
+        ],
+    );
+}
+
+#[test]
+fn default_database_finds_crls_in_ssl_cert_file() {
+    if let Some(dir) = std::env::var_os(DEFAULT_DB_CHILD_ENV) {
+        return default_database_child(std::path::Path::new(&dir));
+    }
+    let base = dir().join(format!("default-db-file-{}", now()));
+    let crl = default_database_fixture(&base);
+    let mut bundle = root().cert.to_pem().unwrap();
+    bundle.extend(crl.to_pem().unwrap());
+    let file = base.join("bundle.pem");
+    std::fs::write(&file, bundle).unwrap();
+    let empty = base.join("empty-dir");
+    std::fs::create_dir_all(&empty).unwrap();
+    run_child_test(
+        "identity::default_database_finds_crls_in_ssl_cert_file",
+        &[
+            (DEFAULT_DB_CHILD_ENV, &base),
+            ("SSL_CERT_FILE", &file),
+            ("SSL_CERT_DIR", &empty),
+        ],
+    );
 }
