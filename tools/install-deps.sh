@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
     pkg-config libglib2.0-dev libssl-dev openssl
     gobject-introspection libgirepository1.0-dev meson ninja-build
-    python3-gi python3-pytest gnutls-bin glib-networking valgrind ca-certificates
+    python3-gi python3-pytest gnutls-bin glib-networking valgrind ca-certificates gi-docgen
 )
 
 missing=()

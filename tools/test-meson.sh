@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The meson side of the project in one command: configure build-meson/ if
-# needed, build (cargo builds the library), run the meson tests (GIR up to
+# needed, build (cargo builds the library; gi-docgen the API reference,
+# with warnings fatal), run the meson tests (GIR up to
 # date, C API tests, the same under valgrind), then install into a temporary
 # prefix and check the result (tests/install/check-install.sh).
 set -euo pipefail
@@ -12,7 +13,10 @@ build=build-meson
 start=$(date +%s)
 if [ ! -f "$build/build.ninja" ]; then
     rm -rf "$build"
-    meson setup "$build"
+    meson setup "$build" -Ddocs=enabled
+else
+    # An older build directory may predate an option: reconfigure.
+    meson setup --reconfigure "$build" -Ddocs=enabled >/dev/null
 fi
 meson compile -C "$build"
 # The `install` suite is the check below, run once, with its output shown.
