@@ -3,7 +3,10 @@
 //! ClientHello flood, max-peers, max-half-open, a full per-peer receive
 //! queue, the idle timeout, a client that starts a new handshake from the
 //! same address, the blocking accept (a peer, cancelled, closed), and
-//! close.
+//! close. At scale (each alone in a child process, which measures its
+//! RSS): 200 peers established at once from four client threads and
+//! s_client, and 10 000 spoofed ClientHellos from thousands of source
+//! ports (100 000 with `DTLS_OPENSSL_LONG_TESTS=1`) leaving memory flat.
 //!
 //! The listener runs on its own thread's main context (started there);
 //! every accepted connection is served by an echo thread of its own
@@ -726,4 +729,266 @@ fn blocking_accept_returns_a_peer_and_fails_when_cancelled_or_closed() {
         recv(&client, 2048, T_US).unwrap().is_empty(),
         "end-of-stream"
     );
+}
+
+// --- scale: hundreds of peers, a large spoofed flood -----------------------
+
+/// `DTLS_OPENSSL_LONG_TESTS` set: the full-size variants.
+fn long_tests() -> bool {
+    std::env::var_os("DTLS_OPENSSL_LONG_TESTS").is_some()
+}
+
+/// Set in the child process a scale test runs in (see [`alone`]).
+const ALONE_ENV: &str = "DTLS_OPENSSL_TEST_LISTENER_ALONE";
+
+/// This process's resident set size, in bytes (`/proc/self/statm`).
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+}
+
+/// Memory is measured for the whole process, so a scale test must not
+/// share it with the other tests of this binary (they run on threads
+/// beside it): in the parent this runs the test `name` alone in a child
+/// process (bounded), prints the child's `scale:` lines and returns
+/// false; in that child it returns true and the test does its work.
+fn alone(name: &str) -> bool {
+    if std::env::var_os(ALONE_ENV).is_some() {
+        return true;
+    }
+    let env_vars = common::init();
+    let limit = Duration::from_secs(if long_tests() { 600 } else { 120 });
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(ALONE_ENV, "1")
+        .env("GIO_MODULE_DIR", &env_vars.modules)
+        .env("GIO_USE_TLS", "dtls-openssl")
+        .env_remove("GIO_EXTRA_MODULES");
+    let mut child =
+        crate::common::peers::PeerProcess::spawn("scale test child", cmd, limit, None).unwrap();
+    let status = child
+        .wait_exit(limit)
+        .unwrap_or_else(|e| panic!("child test {name}: {e}\n{}", child.output()));
+    let output = child.output();
+    assert!(status.success(), "child test {name} failed:\n{output}");
+    // `--exact` with a wrong name runs nothing and succeeds.
+    assert!(
+        output.contains("test result: ok. 1 passed"),
+        "child test {name} did not run:\n{output}"
+    );
+    for line in output.lines().filter(|l| l.contains("scale:")) {
+        println!("{line}");
+    }
+    false
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+#[test]
+fn hundreds_of_peers_served_at_once_from_four_client_threads() {
+    if !alone("listener::hundreds_of_peers_served_at_once_from_four_client_threads") {
+        return;
+    }
+    const THREADS: usize = 4;
+    const S_CLIENTS: usize = 3;
+    // 200 peers (about 2 s in a debug build on 2 busy cores): one warm-up
+    // client, S_CLIENTS s_client processes, the rest (49 each) our clients
+    // on THREADS threads.
+    let total = 200;
+    let ours = total - 1 - S_CLIENTS;
+    let run = Run::start(&[]);
+    let addr = run.addr;
+    // Warm-up: one-time allocations (the listener's and the client's
+    // contexts, the first echo thread) are not counted per peer.
+    let warm_socket = connected_socket(addr);
+    let warm = our_client_on(&warm_socket);
+    warm.handshake(gio::Cancellable::NONE).unwrap();
+    client_echo(&warm, &[b"warm-up".to_vec()]);
+    let before = rss_bytes();
+    let started = std::time::Instant::now();
+
+    let s_clients: Vec<OpensslClient> = (0..S_CLIENTS)
+        .map(|_| {
+            OpensslClient::start(
+                addr,
+                OpensslClientOpts::default()
+                    .verify(&common::init().pki.join("ca.pem"), "server.example.com"),
+            )
+        })
+        .collect();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let n = ours / THREADS + usize::from(t < ours % THREADS);
+            std::thread::spawn(move || {
+                // Each client is kept open: all are established at once.
+                (0..n)
+                    .map(|c| {
+                        let socket = connected_socket(addr);
+                        let client = our_client_on(&socket);
+                        client
+                            .handshake(gio::Cancellable::NONE)
+                            .unwrap_or_else(|e| panic!("thread {t} client {c}: {e}"));
+                        let payloads: Vec<Vec<u8>> = (0..3)
+                            .map(|m| format!("thread {t} client {c} message {m}").into_bytes())
+                            .collect();
+                        client_echo(&client, &payloads);
+                        Shared(client)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for (i, s) in s_clients.iter().enumerate() {
+        s.wait_handshake(T).unwrap();
+        for line in [format!("s_client {i}"), format!("s_client {i} again")] {
+            s.send_line(&line);
+            s.wait_data(&line, T).unwrap();
+        }
+    }
+    let clients: Vec<Shared<gio::DtlsClientConnection>> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("a client thread"))
+        .collect();
+    assert_eq!(clients.len(), ours);
+    let elapsed = started.elapsed();
+    // Every peer is established and still open.
+    assert_eq!(run.peer_count() as usize, total, "every peer at once");
+    run.wait(
+        "peer-count at the total",
+        |e| matches!(e, Event::PeerCount(n) if *n as usize == total),
+    );
+    for _ in 0..total {
+        let Event::Handshake(i, r) = run.wait("a handshake", |e| matches!(e, Event::Handshake(..)))
+        else {
+            unreachable!()
+        };
+        assert!(r.is_ok(), "peer {i}: {r:?}");
+    }
+    // Still served: a last echo on the warm-up peer and on every client.
+    client_echo(&warm, &[b"after all".to_vec()]);
+    for (n, c) in clients.iter().enumerate() {
+        client_echo(&c.0, &[format!("last {n}").into_bytes()]);
+    }
+    let after = rss_bytes();
+    let grown = after.saturating_sub(before);
+    let added = total - 1;
+    println!(
+        "scale: {total} peers established at once ({ours} ours on {THREADS} threads, \
+         {S_CLIENTS} s_client, 1 warm-up) in {:.1} s; peer-count {}; RSS {:.1} -> {:.1} MiB, \
+         +{:.1} KiB per added peer (this process: listener, its echo thread and our client \
+         per peer)",
+        elapsed.as_secs_f64(),
+        run.peer_count(),
+        before as f64 / MIB,
+        after as f64 / MIB,
+        grown as f64 / 1024.0 / added as f64,
+    );
+    for c in &clients {
+        c.0.close(gio::Cancellable::NONE).unwrap();
+    }
+    warm.close(gio::Cancellable::NONE).unwrap();
+    for mut s in s_clients {
+        s.stop(T).unwrap();
+    }
+    for _ in 0..total {
+        let Event::Ended(i, why) =
+            run.wait("end of an echo loop", |e| matches!(e, Event::Ended(..)))
+        else {
+            unreachable!()
+        };
+        assert_eq!(why, "eof", "peer {i}");
+    }
+}
+
+/// Sends `hello` once from each of `sources`, in bursts of `burst`, and
+/// checks each gets exactly one HelloVerifyRequest before the next burst
+/// (so the listener's socket buffer never overflows in the kernel).
+fn flood(run: &Run, hello: &[u8], sources: &[UdpSocket], burst: usize) {
+    for chunk in sources.chunks(burst) {
+        for s in chunk {
+            s.send_to(hello, run.addr).unwrap();
+        }
+        for s in chunk {
+            let mut buf = [0u8; 512];
+            let (n, from) = s
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("a HelloVerifyRequest: {e}"));
+            assert_eq!(from, run.addr);
+            assert!(n > 25 && buf[0] == 22 && buf[13] == 3, "HelloVerifyRequest");
+        }
+    }
+}
+
+/// `n` UDP sockets on loopback, each on a port the kernel picked.
+fn sources(n: usize) -> Vec<UdpSocket> {
+    (0..n)
+        .map(|_| {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(T)).unwrap();
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn spoofed_client_hello_flood_from_many_ports_leaves_memory_flat() {
+    if !alone("listener::spoofed_client_hello_flood_from_many_ports_leaves_memory_flat") {
+        return;
+    }
+    // 100 000 ClientHellos with DTLS_OPENSSL_LONG_TESTS, else 10 000: from
+    // pools of POOL sockets, a new pool (new ports) for every POOL sent.
+    const POOL: usize = 1000;
+    const BURST: usize = 50;
+    const BOUND: u64 = 2 * 1024 * 1024;
+    let total = if long_tests() { 100_000 } else { 10_000 };
+    let run = Run::start(&[]);
+    let hello = captured_client_hello();
+    // Warm-up round: lazily created state (cookie secret, buffers) first.
+    flood(&run, &hello, &sources(POOL), BURST);
+    let before = rss_bytes();
+    let started = std::time::Instant::now();
+    let mut ports = std::collections::HashSet::new();
+    let mut sent = 0;
+    while sent < total {
+        let pool = sources(POOL.min(total - sent));
+        ports.extend(pool.iter().map(|s| s.local_addr().unwrap().port()));
+        flood(&run, &hello, &pool, BURST);
+        sent += pool.len();
+        assert_eq!(run.peer_count(), 0, "a peer after {sent} ClientHellos");
+    }
+    let elapsed = started.elapsed();
+    let after = rss_bytes();
+    let grown = after.saturating_sub(before);
+    println!(
+        "scale: {sent} spoofed ClientHellos (+{POOL} warm-up) from {} distinct source ports \
+         in {:.1} s, each answered by a HelloVerifyRequest; peer-count {}; RSS {:.2} -> {:.2} \
+         MiB ({:+} KiB)",
+        ports.len(),
+        elapsed.as_secs_f64(),
+        run.peer_count(),
+        before as f64 / MIB,
+        after as f64 / MIB,
+        (after as i64 - before as i64) / 1024,
+    );
+    assert_eq!(run.peer_count(), 0, "no peer for unverified ClientHellos");
+    assert!(
+        ports.len() > POOL,
+        "many distinct source ports: {}",
+        ports.len()
+    );
+    let events = run.drain();
+    assert!(events.is_empty(), "no incoming, no peer: {events:?}");
+    assert!(
+        grown < BOUND,
+        "RSS grew by {grown} bytes over {sent} ClientHellos"
+    );
+    // The listener still serves a genuine client.
+    let socket = connected_socket(run.addr);
+    let client = our_client_on(&socket);
+    client.handshake(gio::Cancellable::NONE).unwrap();
+    client_echo(&client, &[b"after the flood".to_vec()]);
+    run.wait("the only incoming", |e| matches!(e, Event::Incoming(0)));
+    assert_eq!(run.peer_count(), 1);
 }
