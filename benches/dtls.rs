@@ -4,7 +4,8 @@
 //! with ratios to plain OpenSSL.
 //!
 //! `cargo bench --bench dtls`. Environment:
-//! - `BENCH_ROUNDS` — handshakes per client (default 60; echoes are 20×);
+//! - `BENCH_ROUNDS` — handshakes per client, full and resumed (default 60;
+//!   echoes are 20×);
 //! - `BENCH_IDLE_CONNS` — idle connections for the memory row (default 1000);
 //! - `BENCH_NO_PIN=1` — do not pin the process to one CPU (by default it
 //!   pins itself and its children to the first CPU it may run on, so client
@@ -25,7 +26,10 @@ use std::time::{Duration, Instant};
 
 use gio::prelude::*;
 use glib::translate::*;
-use openssl::ssl::{Ssl, SslContext, SslContextBuilder, SslMethod, SslStream, SslVerifyMode};
+use openssl::ssl::{
+    Ssl, SslContext, SslContextBuilder, SslMethod, SslSession, SslSessionRef, SslStream,
+    SslVerifyMode,
+};
 
 use common::echo_peer::{drive, median, DgramIo, EchoPeer, EchoPeerOpts};
 
@@ -177,17 +181,45 @@ impl Setup {
     }
 }
 
+/// How a client resumes.
+#[derive(Clone, Copy)]
+enum Resume<'a> {
+    /// A full handshake: our client's session cache off.
+    Off,
+    /// Ours: the client's automatic session cache (keyed by server identity
+    /// and address).
+    Cache,
+    /// Raw: `SSL_set_session` with a previous connection's session.
+    Session(&'a SslSessionRef),
+}
+
 enum Client {
     Raw(SslStream<DgramIo>),
     Gio(gio::DtlsClientConnection, gio::Socket),
 }
 
 impl Client {
-    /// A connected client, handshake done; also returns the handshake time.
+    /// A connected client, full handshake done (our client's session cache
+    /// off); also returns the handshake time.
     fn connect(setup: &Setup, kind: Kind, addr: SocketAddr) -> (Client, Duration) {
+        Client::connect_resuming(setup, kind, addr, Resume::Off)
+    }
+
+    /// [`Client::connect`], resuming as `resume` says.
+    fn connect_resuming(
+        setup: &Setup,
+        kind: Kind,
+        addr: SocketAddr,
+        resume: Resume,
+    ) -> (Client, Duration) {
         match kind {
             Kind::Raw => {
                 let mut ssl = Ssl::new(&setup.raw_ctx).unwrap();
+                if let Resume::Session(session) = resume {
+                    // SAFETY: the session comes from a connection made with
+                    // this same context.
+                    unsafe { ssl.set_session(session).unwrap() };
+                }
                 ssl.set_mtu(1400).unwrap();
                 ssl.set_hostname("server.example.com").unwrap();
                 ssl.param_mut().set_host("server.example.com").unwrap();
@@ -220,11 +252,30 @@ impl Client {
                     .downcast()
                     .unwrap();
                 conn.set_database(Some(db));
+                if kind == Kind::Ours {
+                    conn.set_property("session-resumption", matches!(resume, Resume::Cache));
+                }
                 let t = Instant::now();
                 conn.handshake(gio::Cancellable::NONE).expect("handshake");
                 let e = t.elapsed();
                 (Client::Gio(conn, socket), e)
             }
+        }
+    }
+
+    /// Whether the handshake resumed a session.
+    fn resumed(&self) -> bool {
+        match self {
+            Client::Raw(s) => s.ssl().session_reused(),
+            Client::Gio(conn, _) => conn.property("session-resumed"),
+        }
+    }
+
+    /// The raw client's session, to resume.
+    fn session(&self) -> Option<SslSession> {
+        match self {
+            Client::Raw(s) => s.ssl().session().map(|s| s.to_owned()),
+            Client::Gio(..) => None,
         }
     }
 
@@ -376,6 +427,42 @@ fn handshakes(setup: &Setup, kind: Kind, n: usize) -> Handshakes {
             t
         })
         .collect();
+    t.sort();
+    Handshakes {
+        median: median(&mut t.clone()),
+        p10: percentile(&t, 0.1),
+        p90: percentile(&t, 0.9),
+    }
+}
+
+/// Resumed handshakes against one server, after a full one: raw OpenSSL
+/// with `SSL_set_session` (the previous connection's session), ours with
+/// its automatic cache. Every one must resume.
+fn resumed_handshakes(setup: &Setup, kind: Kind, n: usize) -> Handshakes {
+    let pki = &common::init().pki;
+    let peer = EchoPeer::start(EchoPeerOpts::new(pki).max_connections(n + 4));
+    let (first, _) = Client::connect_resuming(setup, kind, peer.addr(), Resume::Cache);
+    assert!(!first.resumed());
+    let mut session = first.session();
+    first.close();
+    let mut one = || {
+        let resume = match &session {
+            Some(s) => Resume::Session(s),
+            None => Resume::Cache,
+        };
+        let (c, t) = Client::connect_resuming(setup, kind, peer.addr(), resume);
+        assert!(c.resumed(), "{}: not resumed", kind.name());
+        if let Some(s) = c.session() {
+            session = Some(s);
+        }
+        c.close();
+        t
+    };
+    // Warm-up.
+    for _ in 0..3 {
+        one();
+    }
+    let mut t: Vec<Duration> = (0..n).map(|_| one()).collect();
     t.sort();
     Handshakes {
         median: median(&mut t.clone()),
@@ -710,9 +797,37 @@ fn main() {
             ),
         ))
     });
+    let full: Vec<Option<f64>> = hs.iter().map(|c| c.as_ref().map(|c| c.0)).collect();
     rows.push(Row {
         what: format!("handshake, ms: median [p10-p90] of {n}"),
         cells: hs,
+        baseline: None,
+    });
+    let resumed = per(&mut |k| {
+        (k != Kind::Gnutls).then(|| {
+            let h = resumed_handshakes(&setup, k, n);
+            (
+                h.median.as_secs_f64() * 1e3,
+                format!(
+                    "{:.3} [{:.2}-{:.2}]",
+                    h.median.as_secs_f64() * 1e3,
+                    h.p10.as_secs_f64() * 1e3,
+                    h.p90.as_secs_f64() * 1e3
+                ),
+            )
+        })
+    });
+    let to_full: Vec<String> = kinds
+        .iter()
+        .zip(resumed.iter().zip(&full))
+        .filter_map(|(k, (r, f))| {
+            let (r, f) = (r.as_ref()?.0, (*f)?);
+            Some(format!("{} {:.2}x", k.name(), r / f))
+        })
+        .collect();
+    rows.push(Row {
+        what: "  handshake, resumed (same format)".into(),
+        cells: resumed,
         baseline: None,
     });
 
@@ -840,6 +955,12 @@ fn main() {
     });
 
     print_table(&kinds, &rows);
+    println!(
+        "Resumed/full handshake (medians): {}. Resumed: raw OpenSSL with SSL_set_session \
+         (the previous connection's session), ours with its automatic session cache, \
+         against the same server; the full row has our cache off.",
+        to_full.join(", ")
+    );
     println!(
         "CPU: the client thread's (getrusage RUSAGE_THREAD); allocations: the Rust heap \
          on the client thread (GLib's own allocations are not counted)."

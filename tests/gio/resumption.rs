@@ -152,3 +152,266 @@ fn our_server_resumes_our_client() {
     }
     assert_eq!(results, [(false, false), (true, true)]);
 }
+
+// ---------------------------------------------------------------------------
+// Real peers: `openssl s_server` and `gnutls-cli`.
+
+const T: Duration = Duration::from_secs(10);
+
+/// Two connections in sequence to one `openssl s_server -dtls1_2` (it
+/// serves them one after another on one socket): the second resumes, as
+/// both sides report, and the certificate is verified again.
+#[test]
+fn our_client_resumes_with_openssl_s_server() {
+    use crate::common::peers::{OpensslServer, OpensslServerOpts};
+    let server = OpensslServer::start(OpensslServerOpts::new(&common::init().pki));
+    let mut seen = Vec::new();
+    for round in 1..=2 {
+        let conn = trusting_client(server.addr());
+        conn.handshake(gio::Cancellable::NONE)
+            .unwrap_or_else(|e| panic!("round {round}: {e}\n{}", server.output()));
+        server.wait_handshake(round, T).unwrap();
+        assert!(conn
+            .peer_certificate()
+            .unwrap()
+            .is_same(&cert("server.pem")));
+        assert_eq!(
+            conn.peer_certificate_errors(),
+            gio::TlsCertificateFlags::empty()
+        );
+        let line = format!("round-{round}:data");
+        send(&conn, format!("{line}\n").as_bytes(), -1).unwrap();
+        server.wait_for(&line, T).unwrap();
+        seen.push(resumed(&conn));
+        conn.close(gio::Cancellable::NONE).unwrap();
+    }
+    assert_eq!(seen, [false, true], "our client: session-resumed");
+    // s_server prints "Reused session-id" after a resumed handshake's
+    // "CIPHER is" line; every line of the first connection came before.
+    server.wait_for("Reused session-id", T).unwrap();
+    let marks: Vec<String> = server
+        .lines()
+        .into_iter()
+        .map(|(_, l)| l)
+        .filter(|l| l.starts_with("CIPHER is ") || l == "Reused session-id")
+        .map(|l| l.split(' ').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        marks,
+        ["CIPHER", "CIPHER", "Reused"],
+        "as s_server saw it:\n{}",
+        server.output()
+    );
+}
+
+/// The listener's C API (the part used here), from the module library GIO
+/// loaded (see tests/gio/listener.rs).
+struct ListenerApi {
+    get_type: unsafe extern "C" fn() -> glib::ffi::GType,
+    new: unsafe extern "C" fn(
+        *mut gio::ffi::GSocket,
+        *mut gio::ffi::GTlsCertificate,
+        *mut *mut glib::ffi::GError,
+    ) -> *mut glib::gobject_ffi::GObject,
+    start: unsafe extern "C" fn(
+        *mut glib::gobject_ffi::GObject,
+        *mut *mut glib::ffi::GError,
+    ) -> glib::ffi::gboolean,
+}
+
+fn listener_api() -> &'static ListenerApi {
+    static API: std::sync::OnceLock<ListenerApi> = std::sync::OnceLock::new();
+    API.get_or_init(|| {
+        let env = common::init();
+        let _ = gio::TlsBackend::default();
+        let path = std::ffi::CString::new(env.library.to_str().unwrap()).unwrap();
+        // SAFETY: dlopen of the library GIO loaded as a module (the same
+        // mapping); the symbols have the signatures of
+        // include/dtls-openssl.h.
+        unsafe {
+            let lib = libc::dlopen(path.as_ptr(), libc::RTLD_NOW);
+            assert!(!lib.is_null(), "dlopen {}", path.to_string_lossy());
+            let sym = |name: &str| {
+                let n = std::ffi::CString::new(name).unwrap();
+                let p = libc::dlsym(lib, n.as_ptr());
+                assert!(!p.is_null(), "{name}");
+                p
+            };
+            ListenerApi {
+                get_type: std::mem::transmute_copy(&sym("dtls_openssl_server_get_type")),
+                new: std::mem::transmute_copy(&sym("dtls_openssl_server_new")),
+                start: std::mem::transmute_copy(&sym("dtls_openssl_server_start")),
+            }
+        }
+    })
+}
+
+/// A connection handed to another thread (our connections lock their state).
+struct SendConn(gio::DtlsConnection);
+// SAFETY: see above.
+unsafe impl Send for SendConn {}
+
+impl SendConn {
+    /// Takes the connection out (a method, so that a closure moves the
+    /// whole `SendConn`, not just its field).
+    fn into_inner(self) -> gio::DtlsConnection {
+        self.0
+    }
+}
+
+/// What the listener's peers report: peer number, then the handshake's
+/// outcome with `session-resumed`, or how the echo loop ended.
+enum PeerEvent {
+    Handshake(usize, Result<bool, String>),
+    Ended(usize, String),
+}
+
+/// `gnutls-cli --udp --resume` against our many-peer listener: it connects,
+/// says goodbye, connects again from a new port offering the session, and
+/// reports the resumption; the listener saw two peers, the second resumed.
+#[test]
+fn gnutls_cli_resumes_with_our_listener() {
+    use crate::common::peers::{GnutlsClient, GnutlsClientOpts};
+    let api = listener_api();
+    let (tx, events) = std::sync::mpsc::channel();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let listener = std::thread::spawn(move || {
+        let ctx = glib::MainContext::new();
+        ctx.with_thread_default(|| {
+            use glib::translate::*;
+            // SAFETY: registers the type.
+            let _ = unsafe { (api.get_type)() };
+            let socket = bound(&gio::InetSocketAddress::from_string("127.0.0.1", 0).unwrap());
+            let port = socket
+                .local_address()
+                .unwrap()
+                .downcast::<gio::InetSocketAddress>()
+                .unwrap()
+                .port();
+            let certificate = cert("server-key.pem");
+            // SAFETY: a valid socket and certificate; errors ignored (NULL
+            // is checked).
+            let raw = unsafe {
+                (api.new)(
+                    socket.to_glib_none().0,
+                    certificate.to_glib_none().0,
+                    std::ptr::null_mut(),
+                )
+            };
+            assert!(!raw.is_null(), "dtls_openssl_server_new failed");
+            // SAFETY: a new object, transfer full.
+            let server: glib::Object = unsafe { from_glib_full(raw) };
+            let n = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            server.connect_closure(
+                "incoming",
+                false,
+                glib::closure!(move |_s: glib::Object, conn: glib::Object| -> bool {
+                    let i = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let conn = SendConn(conn.downcast().unwrap());
+                    let tx = tx.clone();
+                    std::thread::spawn(move || {
+                        let conn = conn.into_inner();
+                        let hs = conn
+                            .handshake(gio::Cancellable::NONE)
+                            .map(|()| resumed(&conn))
+                            .map_err(|e| e.to_string());
+                        let ok = hs.is_ok();
+                        let _ = tx.send(PeerEvent::Handshake(i, hs));
+                        if !ok {
+                            return;
+                        }
+                        let end = loop {
+                            match recv(&conn, 2048, 10_000_000) {
+                                Ok(d) if d.is_empty() => break "eof".to_owned(),
+                                Ok(d) => {
+                                    if let Err(e) = send(&conn, &d, 10_000_000) {
+                                        break e.to_string();
+                                    }
+                                }
+                                Err(e) => break e.to_string(),
+                            }
+                        };
+                        let _ = tx.send(PeerEvent::Ended(i, end));
+                    });
+                    true
+                }),
+            );
+            // SAFETY: our live listener.
+            assert_ne!(unsafe { (api.start)(raw, std::ptr::null_mut()) }, 0);
+            ready_tx.send((port, ctx.clone())).unwrap();
+            while !stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                ctx.iteration(true);
+            }
+        })
+        .unwrap();
+    });
+    /// Ends the listener thread (also when the test fails).
+    struct Stop(
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        glib::MainContext,
+        Option<std::thread::JoinHandle<()>>,
+    );
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            self.1.wakeup();
+            if let Some(t) = self.2.take() {
+                let _ = t.join();
+            }
+        }
+    }
+    let (port, ctx): (u16, glib::MainContext) = ready_rx.recv_timeout(T).expect("listener started");
+    let _stop = Stop(stop, ctx, Some(listener));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+
+    let mut gnutls = GnutlsClient::start(
+        addr,
+        GnutlsClientOpts::new(&common::init().pki).arg("--resume"),
+    );
+    gnutls.wait_handshake(T).unwrap();
+    let line = gnutls
+        .wait_line(T, |_, l| {
+            l == "*** This is a resumed session"
+                || l.starts_with("*** Previous session was NOT resumed")
+                || l.starts_with("*** Fatal error")
+                || l.starts_with("*** Handshake has failed")
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", gnutls.output()));
+    assert_eq!(line, "*** This is a resumed session", "{}", gnutls.output());
+    assert!(gnutls.has_line("- Resume Handshake was completed"));
+    assert_eq!(
+        gnutls.status().as_deref(),
+        Some("The certificate is trusted."),
+        "the first, full handshake verified the certificate"
+    );
+    gnutls.send_line("after resumption");
+    gnutls.wait_data("after resumption", T).unwrap();
+    gnutls.stop(T).unwrap();
+
+    // Two peers (a new source port each time), each ended by close_notify.
+    let mut handshakes = std::collections::BTreeMap::new();
+    let mut ended = std::collections::BTreeMap::new();
+    let deadline = std::time::Instant::now() + T;
+    while handshakes.len() < 2 || ended.len() < 2 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match events.recv_timeout(left) {
+            Ok(PeerEvent::Handshake(i, r)) => {
+                handshakes.insert(i, r);
+            }
+            Ok(PeerEvent::Ended(i, why)) => {
+                ended.insert(i, why);
+            }
+            Err(_) => panic!("listener: handshakes {handshakes:?}, ended {ended:?}"),
+        }
+    }
+    let hs: Vec<_> = handshakes.into_values().collect();
+    assert_eq!(
+        hs,
+        [Ok(false), Ok(true)],
+        "the listener's connections: session-resumed"
+    );
+    assert_eq!(ended.into_values().collect::<Vec<_>>(), ["eof", "eof"]);
+    assert!(events.try_recv().is_err(), "no third peer");
+}
