@@ -9,6 +9,7 @@ use gio::prelude::*;
 use crate::common::dtls::{client, recv, send};
 use crate::common::peers::{GnutlsServer, GnutlsServerOpts, OpensslServer, OpensslServerOpts};
 use crate::common::{self, cert, pki};
+use crate::dtls_server::socket_pair;
 
 const SECOND: i64 = 1_000_000;
 const KEY_HEX: &str = "00112233445566778899aabbccddeeff";
@@ -100,26 +101,6 @@ fn c_set_mtu(conn: &impl IsA<glib::Object>, mtu: u32) -> Result<(), glib::Error>
         // SAFETY: set by the call (transfer full).
         Err(unsafe { glib::translate::from_glib_full(error) })
     }
-}
-
-/// Two UDP GSockets on 127.0.0.1, each connected to the other.
-fn socket_pair() -> (gio::Socket, gio::Socket) {
-    common::init();
-    let bind = || {
-        let s = gio::Socket::new(
-            gio::SocketFamily::Ipv4,
-            gio::SocketType::Datagram,
-            gio::SocketProtocol::Udp,
-        )
-        .unwrap();
-        let any = gio::InetSocketAddress::from_string("127.0.0.1", 0).unwrap();
-        s.bind(&any, false).unwrap();
-        s
-    };
-    let (a, b) = (bind(), bind());
-    SocketExt::connect(&a, &b.local_address().unwrap(), gio::Cancellable::NONE).unwrap();
-    SocketExt::connect(&b, &a.local_address().unwrap(), gio::Cancellable::NONE).unwrap();
-    (a, b)
 }
 
 /// Our client (trusting the test CA) and our server, with or without a

@@ -33,29 +33,30 @@ const T_US: i64 = 10_000_000;
 type GObj = glib::gobject_ffi::GObject;
 
 /// The listener's C API, from the module library GIO loaded (the same
-/// file, so the same mapping).
-struct Api {
-    get_type: unsafe extern "C" fn() -> glib::ffi::GType,
-    new: unsafe extern "C" fn(
+/// file, so the same mapping). Also used by tests/gio/resumption.rs.
+pub(crate) struct Api {
+    pub(crate) get_type: unsafe extern "C" fn() -> glib::ffi::GType,
+    pub(crate) new: unsafe extern "C" fn(
         *mut gio::ffi::GSocket,
         *mut gio::ffi::GTlsCertificate,
         *mut *mut glib::ffi::GError,
     ) -> *mut GObj,
-    start: unsafe extern "C" fn(*mut GObj, *mut *mut glib::ffi::GError) -> glib::ffi::gboolean,
-    close: unsafe extern "C" fn(
+    pub(crate) start:
+        unsafe extern "C" fn(*mut GObj, *mut *mut glib::ffi::GError) -> glib::ffi::gboolean,
+    pub(crate) close: unsafe extern "C" fn(
         *mut GObj,
         *mut gio::ffi::GCancellable,
         *mut *mut glib::ffi::GError,
     ) -> glib::ffi::gboolean,
-    peer_count: unsafe extern "C" fn(*mut GObj) -> u32,
-    accept: unsafe extern "C" fn(
+    pub(crate) peer_count: unsafe extern "C" fn(*mut GObj) -> u32,
+    pub(crate) accept: unsafe extern "C" fn(
         *mut GObj,
         *mut gio::ffi::GCancellable,
         *mut *mut glib::ffi::GError,
     ) -> *mut GObj,
 }
 
-fn api() -> &'static Api {
+pub(crate) fn api() -> &'static Api {
     static API: OnceLock<Api> = OnceLock::new();
     API.get_or_init(|| {
         let env = common::init();

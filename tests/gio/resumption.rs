@@ -204,48 +204,6 @@ fn our_client_resumes_with_openssl_s_server() {
     );
 }
 
-/// The listener's C API (the part used here), from the module library GIO
-/// loaded (see tests/gio/listener.rs).
-struct ListenerApi {
-    get_type: unsafe extern "C" fn() -> glib::ffi::GType,
-    new: unsafe extern "C" fn(
-        *mut gio::ffi::GSocket,
-        *mut gio::ffi::GTlsCertificate,
-        *mut *mut glib::ffi::GError,
-    ) -> *mut glib::gobject_ffi::GObject,
-    start: unsafe extern "C" fn(
-        *mut glib::gobject_ffi::GObject,
-        *mut *mut glib::ffi::GError,
-    ) -> glib::ffi::gboolean,
-}
-
-fn listener_api() -> &'static ListenerApi {
-    static API: std::sync::OnceLock<ListenerApi> = std::sync::OnceLock::new();
-    API.get_or_init(|| {
-        let env = common::init();
-        let _ = gio::TlsBackend::default();
-        let path = std::ffi::CString::new(env.library.to_str().unwrap()).unwrap();
-        // SAFETY: dlopen of the library GIO loaded as a module (the same
-        // mapping); the symbols have the signatures of
-        // include/dtls-openssl.h.
-        unsafe {
-            let lib = libc::dlopen(path.as_ptr(), libc::RTLD_NOW);
-            assert!(!lib.is_null(), "dlopen {}", path.to_string_lossy());
-            let sym = |name: &str| {
-                let n = std::ffi::CString::new(name).unwrap();
-                let p = libc::dlsym(lib, n.as_ptr());
-                assert!(!p.is_null(), "{name}");
-                p
-            };
-            ListenerApi {
-                get_type: std::mem::transmute_copy(&sym("dtls_openssl_server_get_type")),
-                new: std::mem::transmute_copy(&sym("dtls_openssl_server_new")),
-                start: std::mem::transmute_copy(&sym("dtls_openssl_server_start")),
-            }
-        }
-    })
-}
-
 /// A connection handed to another thread (our connections lock their state).
 struct SendConn(gio::DtlsConnection);
 // SAFETY: see above.
@@ -272,7 +230,7 @@ enum PeerEvent {
 #[test]
 fn gnutls_cli_resumes_with_our_listener() {
     use crate::common::peers::{GnutlsClient, GnutlsClientOpts};
-    let api = listener_api();
+    let api = crate::listener::api();
     let (tx, events) = std::sync::mpsc::channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
