@@ -171,3 +171,75 @@ pub fn silent_peer() -> std::net::UdpSocket {
 pub fn closed_port() -> std::net::SocketAddr {
     silent_peer().local_addr().unwrap()
 }
+
+/// Non-blocking use from a GMainLoop on `ctx`: sends `messages` in order
+/// and receives as many datagrams, every call with timeout 0, woken only by
+/// the connection's own GSource (`g_datagram_based_create_source`). Returns
+/// what arrived (fewer than sent if 10 s pass first).
+pub fn exchange_via_source(
+    conn: &impl IsA<gio::DatagramBased>,
+    ctx: &glib::MainContext,
+    messages: &[&[u8]],
+) -> Vec<Vec<u8>> {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    let want = messages.len();
+    ctx.with_thread_default(|| {
+        let main_loop = glib::MainLoop::new(Some(ctx), false);
+        let received = Rc::new(RefCell::new(Vec::<Vec<u8>>::new()));
+        let to_send = Rc::new(RefCell::new(
+            messages
+                .iter()
+                .rev()
+                .map(|m| m.to_vec())
+                .collect::<Vec<_>>(),
+        ));
+        let (r, s, l) = (received.clone(), to_send.clone(), main_loop.clone());
+        let source = conn.create_source(
+            glib::IOCondition::IN | glib::IOCondition::OUT,
+            gio::Cancellable::NONE,
+            None,
+            glib::Priority::DEFAULT,
+            move |c, _| {
+                let next = s.borrow().last().cloned();
+                if let Some(m) = next {
+                    match send(c, &m, 0) {
+                        Ok(()) => {
+                            s.borrow_mut().pop();
+                        }
+                        Err(e) => assert!(e.matches(gio::IOErrorEnum::WouldBlock), "{e}"),
+                    }
+                }
+                match recv(c, 64, 0) {
+                    Ok(d) => r.borrow_mut().push(d),
+                    Err(e) => assert!(e.matches(gio::IOErrorEnum::WouldBlock), "{e}"),
+                }
+                if r.borrow().len() == want {
+                    l.quit();
+                    return glib::ControlFlow::Break;
+                }
+                glib::ControlFlow::Continue
+            },
+        );
+        source.attach(Some(ctx));
+        let guard = glib::timeout_source_new(
+            std::time::Duration::from_secs(10),
+            None,
+            glib::Priority::DEFAULT,
+            {
+                let l = main_loop.clone();
+                move || {
+                    l.quit();
+                    glib::ControlFlow::Break
+                }
+            },
+        );
+        guard.attach(Some(ctx));
+        main_loop.run();
+        guard.destroy();
+        source.destroy();
+        let got = received.borrow().clone();
+        got
+    })
+    .unwrap()
+}

@@ -54,6 +54,24 @@ struct Capture {
     cond: Condvar,
 }
 
+/// `Deref`/`DerefMut` to the `proc: PeerProcess` field of a peer wrapper.
+macro_rules! deref_to_process {
+    ($ty:ty) => {
+        impl std::ops::Deref for $ty {
+            type Target = PeerProcess;
+            fn deref(&self) -> &PeerProcess {
+                &self.proc
+            }
+        }
+
+        impl std::ops::DerefMut for $ty {
+            fn deref_mut(&mut self) -> &mut PeerProcess {
+                &mut self.proc
+            }
+        }
+    };
+}
+
 /// A child process with captured output, killed and reaped on Drop.
 pub struct PeerProcess {
     name: String,
@@ -733,18 +751,7 @@ impl OpensslServer {
     }
 }
 
-impl std::ops::Deref for OpensslServer {
-    type Target = PeerProcess;
-    fn deref(&self) -> &PeerProcess {
-        &self.proc
-    }
-}
-
-impl std::ops::DerefMut for OpensslServer {
-    fn deref_mut(&mut self) -> &mut PeerProcess {
-        &mut self.proc
-    }
-}
+deref_to_process!(OpensslServer);
 
 // ---------------------------------------------------------------------------
 // gnutls-serv
@@ -899,18 +906,7 @@ impl GnutlsServer {
     }
 }
 
-impl std::ops::Deref for GnutlsServer {
-    type Target = PeerProcess;
-    fn deref(&self) -> &PeerProcess {
-        &self.proc
-    }
-}
-
-impl std::ops::DerefMut for GnutlsServer {
-    fn deref_mut(&mut self) -> &mut PeerProcess {
-        &mut self.proc
-    }
-}
+deref_to_process!(GnutlsServer);
 
 // ---------------------------------------------------------------------------
 // openssl s_client (a reference client for the peers above)
@@ -1465,18 +1461,7 @@ impl OpensslClient {
     }
 }
 
-impl std::ops::Deref for OpensslClient {
-    type Target = PeerProcess;
-    fn deref(&self) -> &PeerProcess {
-        &self.proc
-    }
-}
-
-impl std::ops::DerefMut for OpensslClient {
-    fn deref_mut(&mut self) -> &mut PeerProcess {
-        &mut self.proc
-    }
-}
+deref_to_process!(OpensslClient);
 
 // ---------------------------------------------------------------------------
 // gnutls-cli as a peer object
@@ -1703,15 +1688,4 @@ impl GnutlsClient {
     }
 }
 
-impl std::ops::Deref for GnutlsClient {
-    type Target = PeerProcess;
-    fn deref(&self) -> &PeerProcess {
-        &self.proc
-    }
-}
-
-impl std::ops::DerefMut for GnutlsClient {
-    fn deref_mut(&mut self) -> &mut PeerProcess {
-        &mut self.proc
-    }
-}
+deref_to_process!(GnutlsClient);

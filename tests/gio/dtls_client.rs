@@ -680,59 +680,10 @@ fn non_blocking_io_driven_by_a_gsource() {
     let peer = echo_peer();
     let conn = trusting_client(peer.addr());
     let ctx = glib::MainContext::new();
-    ctx.with_thread_default(|| {
-        let main_loop = glib::MainLoop::new(Some(&ctx), false);
-        let received = std::rc::Rc::new(std::cell::RefCell::new(Vec::<Vec<u8>>::new()));
-        let to_send = std::rc::Rc::new(std::cell::RefCell::new(vec![
-            b"c".to_vec(),
-            b"b".to_vec(),
-            b"a".to_vec(),
-        ]));
-        let (r, s, l) = (received.clone(), to_send.clone(), main_loop.clone());
-        let source = conn.create_source(
-            glib::IOCondition::IN | glib::IOCondition::OUT,
-            gio::Cancellable::NONE,
-            None,
-            glib::Priority::DEFAULT,
-            move |c, _cond| {
-                let next = s.borrow().last().cloned();
-                if let Some(m) = next {
-                    match send(c, &m, 0) {
-                        Ok(()) => {
-                            s.borrow_mut().pop();
-                        }
-                        Err(e) => assert!(e.matches(gio::IOErrorEnum::WouldBlock), "{e}"),
-                    }
-                }
-                match recv(c, 64, 0) {
-                    Ok(d) => r.borrow_mut().push(d),
-                    Err(e) => assert!(e.matches(gio::IOErrorEnum::WouldBlock), "{e}"),
-                }
-                if r.borrow().len() == 3 {
-                    l.quit();
-                    return glib::ControlFlow::Break;
-                }
-                glib::ControlFlow::Continue
-            },
-        );
-        source.attach(Some(&ctx));
-        let guard =
-            glib::timeout_source_new(Duration::from_secs(10), None, glib::Priority::DEFAULT, {
-                let l = main_loop.clone();
-                move || {
-                    l.quit();
-                    glib::ControlFlow::Break
-                }
-            });
-        guard.attach(Some(&ctx));
-        main_loop.run();
-        guard.destroy();
-        assert_eq!(
-            *received.borrow(),
-            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
-        );
-    })
-    .unwrap();
+    assert_eq!(
+        crate::common::dtls::exchange_via_source(&conn, &ctx, &[b"a", b"b", b"c"]),
+        vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+    );
 }
 
 #[test]

@@ -131,60 +131,10 @@ fn socket_timeout_async_handshake_and_io() {
     handshake_async_in(&ctx, &conn).unwrap();
     assert_eq!(conn.protocol_version(), gio::TlsProtocolVersion::Dtls12);
 
-    ctx.with_thread_default(|| {
-        let main_loop = glib::MainLoop::new(Some(&ctx), false);
-        let received = std::rc::Rc::new(std::cell::RefCell::new(Vec::<Vec<u8>>::new()));
-        let to_send = std::rc::Rc::new(std::cell::RefCell::new(vec![
-            b"three".to_vec(),
-            b"two".to_vec(),
-            b"one".to_vec(),
-        ]));
-        let (r, s, l) = (received.clone(), to_send.clone(), main_loop.clone());
-        let source = conn.create_source(
-            glib::IOCondition::IN | glib::IOCondition::OUT,
-            gio::Cancellable::NONE,
-            None,
-            glib::Priority::DEFAULT,
-            move |c, _| {
-                let next = s.borrow().last().cloned();
-                if let Some(m) = next {
-                    match send(c, &m, 0) {
-                        Ok(()) => {
-                            s.borrow_mut().pop();
-                        }
-                        Err(e) => assert!(e.matches(gio::IOErrorEnum::WouldBlock), "{e}"),
-                    }
-                }
-                match recv(c, 64, 0) {
-                    Ok(d) => r.borrow_mut().push(d),
-                    Err(e) => assert!(e.matches(gio::IOErrorEnum::WouldBlock), "{e}"),
-                }
-                if r.borrow().len() == 3 {
-                    l.quit();
-                    return glib::ControlFlow::Break;
-                }
-                glib::ControlFlow::Continue
-            },
-        );
-        source.attach(Some(&ctx));
-        let guard =
-            glib::timeout_source_new(Duration::from_secs(10), None, glib::Priority::DEFAULT, {
-                let l = main_loop.clone();
-                move || {
-                    l.quit();
-                    glib::ControlFlow::Break
-                }
-            });
-        guard.attach(Some(&ctx));
-        main_loop.run();
-        guard.destroy();
-        source.destroy();
-        assert_eq!(
-            *received.borrow(),
-            vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
-        );
-    })
-    .unwrap();
+    assert_eq!(
+        crate::common::dtls::exchange_via_source(&conn, &ctx, &[b"one", b"two", b"three"]),
+        vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()]
+    );
 }
 
 /// Against a silent peer, the socket's timeout ends the handshake with
