@@ -765,6 +765,20 @@ fn main() {
             println!("{:?}", e.rtt);
             return;
         }
+        // For profiling: `BENCH_ROLE=handshake-ours|resumed-ours perf record …`.
+        Ok(role @ ("handshake-ours" | "resumed-ours")) => {
+            pin();
+            let env = common::init();
+            let setup = Setup::new(&env.pki);
+            let n = env_usize("BENCH_ROUNDS", 500);
+            let h = if role == "handshake-ours" {
+                handshakes(&setup, Kind::Ours, n)
+            } else {
+                resumed_handshakes(&setup, Kind::Ours, n)
+            };
+            println!("{:?}", h.median);
+            return;
+        }
         _ => {}
     }
     let pinned = pin();

@@ -291,7 +291,7 @@ impl Connection {
         let (chain, alpn, version, cipher, resumed, (srtp, payload), role_notifies) = {
             let e = core.engine();
             (
-                e.peer_chain_der(),
+                e.peer_chain(),
                 e.alpn_selected().map(|a| a.to_vec()),
                 e.protocol_version(),
                 e.cipher_iana_name().map(str::to_string),
@@ -317,7 +317,7 @@ impl Connection {
             payload,
             chain.len()
         );
-        let peer = super::verify::certificate_chain(&chain)?;
+        let peer = super::verify::certificate_chain(chain)?;
         let _ = self
             .imp()
             .negotiated_protocol

@@ -1205,26 +1205,33 @@ impl Engine {
         self.ssl().selected_alpn_protocol()
     }
 
-    /// The peer's certificates in DER, leaf first, as sent (unverified).
-    /// OpenSSL's chain includes the leaf on a client but not on a server;
-    /// both cases give the same shape here.
-    pub fn peer_chain_der(&self) -> Vec<Vec<u8>> {
+    /// The peer's certificates, leaf first, as sent (unverified), already
+    /// parsed: OpenSSL's own objects, shared (no DER round trip, which costs
+    /// OpenSSL 3.0 a public-key decoder per certificate). OpenSSL's chain
+    /// includes the leaf on a client but not on a server; both cases give
+    /// the same shape here.
+    pub fn peer_chain(&self) -> Vec<openssl::x509::X509> {
         let ssl = self.ssl();
-        let mut out = Vec::new();
-        let leaf = ssl.peer_certificate().and_then(|c| c.to_der().ok());
-        if let Some(leaf) = &leaf {
-            out.push(leaf.clone());
-        }
+        let leaf = ssl.peer_certificate();
+        let mut out: Vec<openssl::x509::X509> = leaf.iter().cloned().collect();
         if let Some(chain) = ssl.peer_cert_chain() {
             for (i, cert) in chain.iter().enumerate() {
-                let Ok(der) = cert.to_der() else { continue };
-                if i == 0 && leaf.as_ref() == Some(&der) {
+                if i == 0 && leaf.as_deref() == Some(cert) {
                     continue;
                 }
-                out.push(der);
+                out.push(cert.to_owned());
             }
         }
         out
+    }
+
+    /// [`Engine::peer_chain`] in DER.
+    #[cfg(test)]
+    pub fn peer_chain_der(&self) -> Vec<Vec<u8>> {
+        self.peer_chain()
+            .iter()
+            .filter_map(|c| c.to_der().ok())
+            .collect()
     }
 
     /// The server's certificate in DER (the peer's on a client, this end's

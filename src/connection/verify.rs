@@ -9,26 +9,27 @@ use super::role::Verification;
 use crate::certificate::Certificate;
 use crate::error;
 
-/// The peer's chain as linked GTlsCertificates (leaf first in `der`).
+/// The peer's chain as linked GTlsCertificates (`chain` is leaf first).
 ///
 /// They are of the default backend's certificate type: ours when GIO uses
 /// this backend; otherwise that backend's, because its databases (e.g.
 /// glib-networking's GnuTLS one) only accept their own certificates, while
 /// ours accept any.
 pub(crate) fn certificate_chain(
-    der: &[Vec<u8>],
+    chain: Vec<openssl::x509::X509>,
 ) -> Result<Option<gio::TlsCertificate>, glib::Error> {
     let ty = gio::TlsBackend::default().certificate_type();
     let mut issuer: Option<gio::TlsCertificate> = None;
-    for d in der.iter().rev() {
-        let x509 = openssl::x509::X509::from_der(d)
-            .map_err(|e| error::bad_certificate("Peer sent an invalid certificate", &e))?;
+    for x509 in chain.into_iter().rev() {
         let cert =
             if ty == Certificate::static_type() || !ty.is_a(gio::TlsCertificate::static_type()) {
                 Certificate::from_x509(x509, issuer.as_ref()).upcast()
             } else {
+                let der = x509
+                    .to_der()
+                    .map_err(|e| error::bad_certificate("Peer sent an invalid certificate", &e))?;
                 gio::Initable::builder_with_type(ty)
-                    .property("certificate", glib::ByteArray::from(d.as_slice()))
+                    .property("certificate", glib::ByteArray::from(der.as_slice()))
                     .property("issuer", issuer.clone())
                     .build(gio::Cancellable::NONE)?
                     .downcast::<gio::TlsCertificate>()
