@@ -58,6 +58,12 @@ pub struct DatagramTransport {
 
 /// Spare buffers kept at most (a flight or a burst of records).
 const MAX_SPARE: usize = 32;
+/// Spare buffers kept while idle (see [`DatagramTransport::trim`]).
+const IDLE_SPARE: usize = 2;
+/// Room the lists keep while idle, in entries: what a list of 24-byte
+/// entries gets on its first push, so trimming to it never reallocates in
+/// the steady state.
+const IDLE_ROOM: usize = 4;
 
 impl DatagramTransport {
     /// An empty transport.
@@ -116,6 +122,33 @@ impl DatagramTransport {
         buf.clear();
         buf.extend_from_slice(data);
         buf
+    }
+
+    /// After the handshake: gives back the spare buffers (sized for
+    /// handshake flights) and the queues' room, keeping what is queued.
+    /// The first records after the handshake allocate what the steady
+    /// state reuses.
+    pub fn shrink(&mut self) {
+        self.spare = Vec::new();
+        self.inbound.shrink_to_fit();
+        self.outbound.shrink_to_fit();
+    }
+
+    /// When idle: keeps only the few spare buffers a request and its
+    /// answer reuse ([`IDLE_SPARE`]), so that a burst does not stay
+    /// allocated, and gives back the room a burst made in the lists. In
+    /// the steady state (no bursts) this frees and reallocates nothing.
+    pub fn trim(&mut self) {
+        self.spare.truncate(IDLE_SPARE);
+        if self.spare.capacity() > IDLE_ROOM {
+            self.spare.shrink_to(IDLE_ROOM);
+        }
+        if self.inbound.capacity() > IDLE_ROOM {
+            self.inbound.shrink_to(IDLE_ROOM);
+        }
+        if self.outbound.capacity() > IDLE_ROOM {
+            self.outbound.shrink_to(IDLE_ROOM);
+        }
     }
 
     /// Drops every queued record and datagram, both ways (the listening

@@ -42,6 +42,12 @@ extern "C" {
     fn SSL_SESSION_dup(src: *const ffi::SSL_SESSION) -> *mut ffi::SSL_SESSION;
     fn SSL_set_session_id_context(s: *mut ffi::SSL, sid_ctx: *const u8, len: c_uint) -> c_int;
     fn SSL_CIPHER_is_aead(c: *const ffi::SSL_CIPHER) -> c_int;
+    #[cfg(test)]
+    fn SSL_clear_options(s: *mut ffi::SSL, op: u64) -> u64;
+    #[cfg(test)]
+    fn SSL_renegotiate(s: *mut ffi::SSL) -> c_int;
+    fn SSL_free_buffers(s: *mut ffi::SSL) -> c_int;
+    fn SSL_alloc_buffers(s: *mut ffi::SSL) -> c_int;
     fn SSL_CTX_set_cert_cb(
         ctx: *mut ffi::SSL_CTX,
         cb: Option<unsafe extern "C" fn(*mut ffi::SSL, *mut c_void) -> c_int>,
@@ -186,6 +192,42 @@ pub(crate) fn set_mtu(ssl: &mut SslRef, mtu: u32) -> bool {
 pub(crate) fn data_mtu(ssl: &SslRef) -> usize {
     // SAFETY: `ssl` is a live SSL; the call only reads it.
     unsafe { DTLS_get_data_mtu(ssl.as_ptr()) }
+}
+
+/// `SSL_free_buffers`: gives back the SSL's record buffers (one to read
+/// and one to write records, about 16.5 KB each in OpenSSL 3.0), which
+/// `SSL_MODE_RELEASE_BUFFERS` never releases for DTLS. False, and nothing
+/// freed, when a record is partly read or written.
+///
+/// OpenSSL's DTLS code only allocates them again on its read path: before
+/// any other call that may write (`SSL_write`, `SSL_shutdown`,
+/// `DTLSv1_handle_timeout`) the caller must call [`alloc_buffers`].
+pub(crate) fn free_buffers(ssl: &mut SslRef) -> bool {
+    // SAFETY: the SSL is live and mutably held; the call frees buffers the
+    // SSL owns and clears its pointers to them.
+    unsafe { SSL_free_buffers(ssl.as_ptr()) == 1 }
+}
+
+/// `SSL_alloc_buffers`: the record buffers again, after [`free_buffers`]
+/// (a no-op for buffers already there). False when out of memory.
+pub(crate) fn alloc_buffers(ssl: &mut SslRef) -> bool {
+    // SAFETY: the SSL is live and mutably held; the call allocates the
+    // buffers the SSL lacks.
+    unsafe { SSL_alloc_buffers(ssl.as_ptr()) == 1 }
+}
+
+/// For tests: lets this SSL renegotiate after all (it was made with
+/// `SSL_OP_NO_RENEGOTIATION`) and starts a renegotiation
+/// (`SSL_renegotiate`): its next read sends a ClientHello, as a peer that
+/// renegotiates would.
+#[cfg(test)]
+pub(crate) fn start_renegotiation(ssl: &mut SslRef) -> bool {
+    // SAFETY: the SSL is live and mutably held; the calls clear an option
+    // bit and set the SSL's renegotiation flags.
+    unsafe {
+        SSL_clear_options(ssl.as_ptr(), SslOptions::NO_RENEGOTIATION.bits());
+        SSL_renegotiate(ssl.as_ptr()) == 1
+    }
 }
 
 /// Time left on the DTLS retransmission timer (`DTLSv1_get_timeout`); `None`

@@ -1019,3 +1019,157 @@ fn resumption_with_a_ticket_keeps_the_peer_chain() {
     third.handshake().unwrap();
     assert!(!third.client.session_reused() && !third.server.session_reused());
 }
+
+// ---- idle memory ------------------------------------------------------------
+
+/// Reads until `WantRead`; what was read.
+fn drain(e: &mut Engine) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = vec![0; MAX_RECORD_PLAINTEXT];
+    loop {
+        match e.read_record(&mut buf) {
+            Ok(ReadStatus::Data(n)) => out.push(buf[..n].to_vec()),
+            Ok(ReadStatus::WantRead) => return out,
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn idle_connections_give_the_record_buffers_back() {
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.handshake().unwrap();
+    // Established and idle: both ends gave OpenSSL's buffers back.
+    assert!(p.client.buffers_released() && p.server.buffers_released());
+
+    // A busy connection keeps them once it has them again.
+    p.client.set_quiet_gap(Duration::MAX);
+    p.server.set_quiet_gap(Duration::MAX);
+    assert_eq!(p.transfer(true, b"ping"), b"ping");
+    assert!(!p.client.buffers_released() && !p.server.buffers_released());
+    assert!(drain(&mut p.server).is_empty());
+    assert!(!p.server.buffers_released(), "busy: kept");
+
+    // A quiet one gives them back once everything is read, not before.
+    p.server.set_quiet_gap(Duration::ZERO);
+    p.client.write_record(b"one").unwrap();
+    p.client.write_record(b"two").unwrap();
+    p.pump();
+    let mut small = [0u8; 8];
+    assert_eq!(p.server.read_record(&mut small), Ok(ReadStatus::Data(3)));
+    assert!(!p.server.buffers_released(), "a record still queued");
+    assert_eq!(drain(&mut p.server), [b"two".to_vec()]);
+    assert!(p.server.buffers_released());
+
+    // Released, it still writes first, reads records of every size (into
+    // small buffers too, and keeps a record too large for one), and each
+    // time gives the buffers back again.
+    for size in [1, 100, 1000, p.server.max_plaintext()] {
+        let msg: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
+        assert!(p.server.buffers_released());
+        assert_eq!(p.transfer(false, &msg), msg);
+        p.client.write_record(&msg).unwrap();
+        p.pump();
+        let mut buf = vec![0u8; size];
+        if size > 1 {
+            assert_eq!(
+                p.server.read_record(&mut buf[..size - 1]),
+                Err(EngineError::Truncated { needed: size })
+            );
+        }
+        assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::Data(size)));
+        assert_eq!(buf, msg);
+        assert!(drain(&mut p.server).is_empty());
+    }
+    assert!(p.server.buffers_released());
+
+    // And closes: close_notify goes out from released buffers.
+    p.server.shutdown().unwrap();
+    p.pump();
+    let mut buf = [0u8; 16];
+    assert_eq!(p.client.read_record(&mut buf), Ok(ReadStatus::Closed));
+}
+
+#[test]
+fn released_buffers_still_retransmit_the_final_flight() {
+    // A resumed handshake: the client sends the last flight
+    // (ChangeCipherSpec + Finished) and is done, buffers given back. The
+    // flight is lost; the server retransmits its own, and the client must
+    // answer with its last flight again.
+    let pki = pki();
+    let c = client_context(&ContextConfig::default()).unwrap();
+    let s = server_context(&pki.server, &ContextConfig::default()).unwrap();
+    let mut first = Pair::new(&c, &s);
+    first.handshake().unwrap();
+    let session = first.client.resumable_session().unwrap();
+    drop(first);
+
+    let mut p = Pair::new(&c, &s);
+    assert!(p.client.resume(&session));
+    // Timers below 15 ms count as expired at once: waiting for the
+    // client's answer, the server's handshake call retransmits its flight
+    // at 1, 2, 4 and 8 ms, and stops at 16 ms. No waiting needed.
+    p.server
+        .set_retransmit_timeouts(Duration::from_millis(1), Duration::from_millis(20));
+    assert_eq!(p.client.handshake(), Ok(HandshakeStatus::WantRead));
+    p.pump(); // ClientHello
+    assert_eq!(p.server.handshake(), Ok(HandshakeStatus::WantRead));
+    // ServerHello, ChangeCipherSpec and Finished in one datagram, then
+    // retransmitted one record per datagram.
+    let flights: Vec<Vec<u8>> = std::iter::from_fn(|| p.server.pop_datagram()).collect();
+    assert!(flights.len() >= 4, "{} datagrams", flights.len());
+    assert!(trace::describe_datagram(&flights[3]).contains("Finished"));
+    p.client.push_datagram(&flights[0]);
+    assert_eq!(p.client.handshake(), Ok(HandshakeStatus::Done));
+    assert!(p.client.session_reused());
+    assert!(p.client.buffers_released());
+    let lost = std::iter::from_fn(|| p.client.pop_datagram()).count();
+    assert!(lost > 0, "the client's last flight");
+
+    // The server's retransmitted flight reaches the client.
+    for d in &flights[1..4] {
+        p.client.push_datagram(d);
+    }
+    assert!(drain(&mut p.client).is_empty());
+    assert!(p.client.has_outgoing(), "the client's last flight again");
+    p.pump();
+    assert_eq!(p.server.handshake(), Ok(HandshakeStatus::Done));
+    assert!(p.server.session_reused());
+    assert_eq!(p.transfer(true, b"resumed"), b"resumed");
+    assert_eq!(p.transfer(false, b"and back"), b"and back");
+}
+
+#[test]
+fn released_buffers_still_refuse_renegotiation() {
+    // Our server, idle with its buffers given back, gets a renegotiating
+    // ClientHello: it answers with a warning no_renegotiation alert (as in
+    // tests/gio/server_peers.rs with s_client), which OpenSSL 3.0's client
+    // takes as fatal.
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.handshake().unwrap();
+    p.server.set_quiet_gap(Duration::ZERO);
+    assert_eq!(p.transfer(true, b"before"), b"before");
+    assert!(drain(&mut p.server).is_empty());
+    assert!(p.server.buffers_released());
+
+    assert!(ossl::start_renegotiation(p.client.ssl_mut()));
+    assert!(drain(&mut p.client).is_empty());
+    assert_eq!(p.pump(), 1, "the renegotiating ClientHello");
+    assert!(drain(&mut p.server).is_empty(), "no handshake, no data");
+    let alert = p.server.pop_datagram().expect("an alert");
+    assert!(p.server.pop_datagram().is_none(), "no ServerHello");
+    assert_eq!(alert[0], 21, "an alert record");
+    p.client.push_datagram(&alert);
+    let mut buf = [0u8; 16];
+    match p.client.read_record(&mut buf) {
+        Err(EngineError::Protocol(m)) => assert!(m.contains("no renegotiation"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    p.pump();
+    assert!(matches!(
+        p.server.read_record(&mut buf),
+        Err(EngineError::Protocol(_))
+    ));
+}
