@@ -29,6 +29,8 @@ mod error_table;
 mod hostile;
 #[path = "gio/identity.rs"]
 mod identity;
+#[path = "gio/idle.rs"]
+mod idle;
 #[path = "gio/listener.rs"]
 mod listener;
 #[path = "gio/loss.rs"]

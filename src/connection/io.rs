@@ -20,8 +20,9 @@
 //! Every call into a base socket survives a misbehaving implementation: −1
 //! without an error, or a NULL source, is a `G_IO_ERROR_FAILED`.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use gio::prelude::*;
@@ -392,6 +393,18 @@ thread_local! {
     /// One private context per thread for blocking waits; never the
     /// caller's, so no application source runs inside our waits.
     static WAIT_CONTEXT: glib::MainContext = glib::MainContext::new();
+    /// The one [`Waiter`] source left attached to this thread's
+    /// [`WAIT_CONTEXT`] between waits, if any.
+    static PARKED: RefCell<Weak<Parked>> = const { RefCell::new(Weak::new()) };
+}
+
+/// Takes the source parked on this thread's wait context off it: a wait
+/// for something else must not iterate it (on a readable base it would
+/// fire at every iteration). Its waiter makes a new one next time.
+fn unpark() {
+    if let Some(parked) = PARKED.with(|p| p.take().upgrade()) {
+        parked.source.destroy();
+    }
 }
 
 /// Blocks until `base` reports `condition`, `deadline` passes, or
@@ -408,6 +421,7 @@ pub fn wait(
     if let Some(socket) = plain_socket(base) {
         return poll_socket(socket, condition, deadline, cancellable);
     }
+    unpark();
     WAIT_CONTEXT.with(|ctx| {
         let woken = Arc::new(AtomicU8::new(NOT_YET));
         let source = watch(
@@ -641,30 +655,39 @@ pub fn on_cancelled<F: FnMut() -> glib::ControlFlow + 'static>(
     }
 }
 
-/// A reusable wait for `G_IO_IN` on one base socket: a private main
-/// context with the socket's source attached once, so the data path
-/// allocates no sources per datagram. Used by one thread at a time (the
-/// caller holds the lock around it); other waits use [`wait`].
+/// A reusable wait for `G_IO_IN` on one base socket: its source stays
+/// attached ("parked") to the wait context of the thread that waited last,
+/// so the data path allocates no sources per datagram. At most one source
+/// is parked per thread: a wait on another base takes it off (that
+/// connection's next wait makes a new one), so a connection owns no main
+/// context and no descriptor of its own, and an idle one costs a source.
+/// Used by one thread at a time (the caller holds the lock around it);
+/// other waits use [`wait`].
 pub struct Waiter {
     base: gio::DatagramBased,
-    ctx: glib::MainContext,
-    fired: Arc<AtomicU8>,
-    /// Created on the first wait that can use it.
-    source: Option<glib::Source>,
+    /// The source, attached to the wait context of the thread that waited
+    /// last (destroyed there when another wait took it off).
+    parked: Option<Arc<Parked>>,
 }
 
-// SAFETY: the context and the source are thread-safe GLib objects; the
-// source's callback only touches an atomic. Access is serialised by the
-// Mutex the connection keeps the Waiter in.
-unsafe impl Send for Waiter {}
+/// A [`Waiter`]'s source and the flag it sets.
+struct Parked {
+    source: glib::Source,
+    fired: Arc<AtomicU8>,
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        // Thread-safe, and a no-op on a source already destroyed.
+        self.source.destroy();
+    }
+}
 
 impl Waiter {
     pub fn new(base: &gio::DatagramBased) -> Waiter {
         Waiter {
             base: base.clone(),
-            ctx: glib::MainContext::new(),
-            fired: Arc::new(AtomicU8::new(NOT_YET)),
-            source: None,
+            parked: None,
         }
     }
 
@@ -682,32 +705,33 @@ impl Waiter {
         if let Some(c) = cancellable {
             c.set_error_if_cancelled()?;
         }
-        let _owner = self.ctx.acquire().map_err(|_| {
-            crate::error::io(
-                gio::IOErrorEnum::Busy,
-                "The connection's wait context is in use by another thread",
-            )
-        })?;
-        if self.source.is_none() {
-            let source = watch(
-                &self.base,
-                glib::IOCondition::IN,
-                None,
-                &self.fired,
-                glib::ControlFlow::Continue,
-            )?;
-            source.attach(Some(&self.ctx));
-            self.source = Some(source);
-        }
-        self.fired.store(NOT_YET, Ordering::Relaxed);
-        run_until_woken(&self.ctx, &self.fired, deadline, cancellable)
-    }
-}
-
-impl Drop for Waiter {
-    fn drop(&mut self) {
-        if let Some(s) = &self.source {
-            s.destroy();
-        }
+        WAIT_CONTEXT.with(|ctx| {
+            let here = PARKED.with(|p| p.borrow().upgrade());
+            let parked = match (&self.parked, here) {
+                (Some(mine), Some(here)) if Arc::ptr_eq(mine, &here) => here,
+                (_, here) => {
+                    if let Some(other) = here {
+                        other.source.destroy();
+                    }
+                    let fired = Arc::new(AtomicU8::new(NOT_YET));
+                    let source = watch(
+                        &self.base,
+                        glib::IOCondition::IN,
+                        None,
+                        &fired,
+                        glib::ControlFlow::Continue,
+                    )?;
+                    source.attach(Some(ctx));
+                    let parked = Arc::new(Parked { source, fired });
+                    PARKED.with(|p| *p.borrow_mut() = Arc::downgrade(&parked));
+                    // Our previous source, parked on another thread's
+                    // context, goes.
+                    self.parked = Some(parked.clone());
+                    parked
+                }
+            };
+            parked.fired.store(NOT_YET, Ordering::Relaxed);
+            run_until_woken(ctx, &parked.fired, deadline, cancellable)
+        })
     }
 }

@@ -188,6 +188,9 @@ pub struct EchoPeerOpts {
     /// After echoing this many datagrams, end the connection with
     /// close_notify (to test the client's end-of-stream).
     pub close_after: Option<usize>,
+    /// Forget each connection once its handshake is done (no echo, no
+    /// close_notify): its client stays established and idle.
+    pub handshake_only: bool,
     /// Hard limit for the whole server thread.
     pub lifetime: Duration,
 }
@@ -204,6 +207,7 @@ impl EchoPeerOpts {
             cookie_exchange: false,
             max_connections: 1,
             close_after: None,
+            handshake_only: false,
             lifetime: Duration::from_secs(60),
         }
     }
@@ -242,6 +246,11 @@ impl EchoPeerOpts {
 
     pub fn close_after(mut self, echoes: usize) -> Self {
         self.close_after = Some(echoes);
+        self
+    }
+
+    pub fn handshake_only(mut self) -> Self {
+        self.handshake_only = true;
         self
     }
 
@@ -588,6 +597,9 @@ fn serve_one(
     // Publish the handshake right away (tests may wait on it).
     shared.0.lock().unwrap().conns.push(conn.clone());
     shared.1.notify_all();
+    if opts.handshake_only {
+        return Ok(());
+    }
 
     let mut buf = vec![0u8; MAX_ECHO + 1024];
     loop {

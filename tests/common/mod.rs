@@ -65,6 +65,60 @@ pub fn init() -> &'static Env {
     })
 }
 
+/// Set in the child process a test runs alone in (see [`alone`]).
+const ALONE_ENV: &str = "DTLS_OPENSSL_TEST_ALONE";
+
+/// This process's resident set size, in bytes (`/proc/self/statm`).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+}
+
+/// File descriptors this process has open.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// What is measured for the whole process (memory, file descriptors)
+/// cannot be shared with the other tests of the binary (they run on
+/// threads beside it): in the parent this runs the test `name` (its full
+/// path, e.g. `listener::some_test`) alone in a child process, bounded by
+/// `limit`, prints the child's lines that contain `scale:` or `idle:` and
+/// returns false; in that child it returns true and the test does its
+/// work.
+pub fn alone(name: &str, limit: std::time::Duration) -> bool {
+    if std::env::var_os(ALONE_ENV).is_some() {
+        return true;
+    }
+    let env_vars = init();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(ALONE_ENV, "1")
+        .env("GIO_MODULE_DIR", &env_vars.modules)
+        .env("GIO_USE_TLS", "dtls-openssl")
+        .env_remove("GIO_EXTRA_MODULES");
+    let mut child = peers::PeerProcess::spawn("alone test child", cmd, limit, None).unwrap();
+    let status = child
+        .wait_exit(limit)
+        .unwrap_or_else(|e| panic!("child test {name}: {e}\n{}", child.output()));
+    let output = child.output();
+    assert!(status.success(), "child test {name} failed:\n{output}");
+    // `--exact` with a wrong name runs nothing and succeeds.
+    assert!(
+        output.contains("test result: ok. 1 passed"),
+        "child test {name} did not run:\n{output}"
+    );
+    for line in output
+        .lines()
+        .filter(|l| l.contains("scale:") || l.contains("idle:"))
+    {
+        println!("{line}");
+    }
+    false
+}
+
 /// Removes the directories of earlier test processes that have exited
 /// (a process cannot clean up after itself: statics are never dropped).
 fn remove_stale_dirs() {

@@ -739,50 +739,13 @@ fn long_tests() -> bool {
     std::env::var_os("DTLS_OPENSSL_LONG_TESTS").is_some()
 }
 
-/// Set in the child process a scale test runs in (see [`alone`]).
-const ALONE_ENV: &str = "DTLS_OPENSSL_TEST_LISTENER_ALONE";
-
-/// This process's resident set size, in bytes (`/proc/self/statm`).
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
-}
-
-/// Memory is measured for the whole process, so a scale test must not
-/// share it with the other tests of this binary (they run on threads
-/// beside it): in the parent this runs the test `name` alone in a child
-/// process (bounded), prints the child's `scale:` lines and returns
-/// false; in that child it returns true and the test does its work.
+/// Runs the scale test `name` alone in a child process (see
+/// [`common::alone`]): true in that child.
 fn alone(name: &str) -> bool {
-    if std::env::var_os(ALONE_ENV).is_some() {
-        return true;
-    }
-    let env_vars = common::init();
-    let limit = Duration::from_secs(if long_tests() { 600 } else { 120 });
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(ALONE_ENV, "1")
-        .env("GIO_MODULE_DIR", &env_vars.modules)
-        .env("GIO_USE_TLS", "dtls-openssl")
-        .env_remove("GIO_EXTRA_MODULES");
-    let mut child =
-        crate::common::peers::PeerProcess::spawn("scale test child", cmd, limit, None).unwrap();
-    let status = child
-        .wait_exit(limit)
-        .unwrap_or_else(|e| panic!("child test {name}: {e}\n{}", child.output()));
-    let output = child.output();
-    assert!(status.success(), "child test {name} failed:\n{output}");
-    // `--exact` with a wrong name runs nothing and succeeds.
-    assert!(
-        output.contains("test result: ok. 1 passed"),
-        "child test {name} did not run:\n{output}"
-    );
-    for line in output.lines().filter(|l| l.contains("scale:")) {
-        println!("{line}");
-    }
-    false
+    common::alone(
+        name,
+        Duration::from_secs(if long_tests() { 600 } else { 120 }),
+    )
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -807,7 +770,7 @@ fn hundreds_of_peers_served_at_once_from_four_client_threads() {
     let warm = our_client_on(&warm_socket);
     warm.handshake(gio::Cancellable::NONE).unwrap();
     client_echo(&warm, &[b"warm-up".to_vec()]);
-    let before = rss_bytes();
+    let before = common::rss_bytes();
     let started = std::time::Instant::now();
 
     let s_clients: Vec<OpensslClient> = (0..S_CLIENTS)
@@ -872,7 +835,7 @@ fn hundreds_of_peers_served_at_once_from_four_client_threads() {
     for (n, c) in clients.iter().enumerate() {
         client_echo(&c.0, &[format!("last {n}").into_bytes()]);
     }
-    let after = rss_bytes();
+    let after = common::rss_bytes();
     let grown = after.saturating_sub(before);
     let added = total - 1;
     println!(
@@ -948,7 +911,7 @@ fn spoofed_client_hello_flood_from_many_ports_leaves_memory_flat() {
     let hello = captured_client_hello();
     // Warm-up round: lazily created state (cookie secret, buffers) first.
     flood(&run, &hello, &sources(POOL), BURST);
-    let before = rss_bytes();
+    let before = common::rss_bytes();
     let started = std::time::Instant::now();
     let mut ports = std::collections::HashSet::new();
     let mut sent = 0;
@@ -960,7 +923,7 @@ fn spoofed_client_hello_flood_from_many_ports_leaves_memory_flat() {
         assert_eq!(run.peer_count(), 0, "a peer after {sent} ClientHellos");
     }
     let elapsed = started.elapsed();
-    let after = rss_bytes();
+    let after = common::rss_bytes();
     let grown = after.saturating_sub(before);
     println!(
         "scale: {sent} spoofed ClientHellos (+{POOL} warm-up) from {} distinct source ports \
