@@ -250,7 +250,8 @@ pub(crate) mod imp {
         }
 
         fn established(&self, engine: &Engine) {
-            if let Some(key) = self.cache_key.lock().unwrap().as_deref() {
+            // Once: the key is not needed after the handshake.
+            if let Some(key) = self.cache_key.lock().unwrap().take() {
                 let session = engine.resumable_session();
                 glib::g_debug!(
                     crate::LOG_DOMAIN,
@@ -263,8 +264,8 @@ pub(crate) mod imp {
                     }
                 );
                 match session {
-                    Some(session) => session_cache::put(key, session),
-                    None => session_cache::forget(key),
+                    Some(session) => session_cache::put(&key, session),
+                    None => session_cache::forget(&key),
                 }
             }
         }
