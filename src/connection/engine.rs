@@ -1153,9 +1153,10 @@ impl Engine {
     }
 
     /// Sets the gap between datagrams from which the connection counts as
-    /// quiet ([`QUIET_GAP`] unless set; zero: always), for tests.
-    #[cfg(test)]
-    pub(crate) fn set_quiet_gap(&mut self, gap: Duration) {
+    /// quiet and gives its record buffers back whenever it has read all it
+    /// received ([`QUIET_GAP`] unless set). Zero: always, as tests (and
+    /// the fuzzer) use to exercise giving them back and taking them again.
+    pub fn set_quiet_gap(&mut self, gap: Duration) {
         self.quiet_gap = gap;
     }
 
