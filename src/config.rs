@@ -135,7 +135,7 @@ pub fn timing() -> Timing {
             ),
         };
         if t != d {
-            glib::g_debug!(crate::LOG_DOMAIN, "timing from the environment: {t:?}");
+            crate::debug!("timing from the environment: {t:?}");
         }
         t
     })
@@ -175,8 +175,7 @@ pub fn context(role: Role) -> Result<SslContext, glib::Error> {
     };
     cell.get_or_init(|| {
         let config = from_env()?;
-        glib::g_debug!(
-            crate::LOG_DOMAIN,
+        crate::debug!(
             "{} configuration: {}",
             match role {
                 Role::Client => "client",

@@ -249,6 +249,8 @@ const ALL_RULES: &[&str] = &[
 fn install_log_handler() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
+        // The drop messages are debug messages, built only when wanted.
+        glib::log_set_debug_enabled(true);
         glib::log_set_handler(
             Some(giodtlsopenssl::LOG_DOMAIN),
             glib::LogLevels::all(),

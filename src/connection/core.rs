@@ -541,16 +541,11 @@ impl Core {
         let mut engine = self.engine();
         match engine.timeout() {
             Some(left) if left.is_zero() => {
-                glib::g_debug!(
-                    crate::LOG_DOMAIN,
-                    "{:p}: DTLS retransmission timer expired",
-                    self
-                );
+                crate::debug!("{:p}: DTLS retransmission timer expired", self);
                 let resent = engine.handle_timeout().map_err(engine_error)?;
                 let next = engine.timeout();
                 if resent {
-                    glib::g_debug!(
-                        crate::LOG_DOMAIN,
+                    crate::debug!(
                         "{:p}: retransmitted the last flight; next timeout in {:?}",
                         self,
                         next.unwrap_or_default()

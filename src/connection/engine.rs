@@ -506,6 +506,16 @@ pub struct Engine {
     handshake_datagrams: u64,
     /// A client that received a ClientHello: its own, echoed.
     got_client_hello: bool,
+    /// `SSL_read` has asked for more input since the handshake completed:
+    /// what OpenSSL buffered during the handshake (early application data,
+    /// records of the next epoch) has been delivered.
+    drained: bool,
+    /// `SSL_read` has nothing to work on until the next datagram: it asked
+    /// for more input, or its last record left nothing queued, here or in
+    /// OpenSSL (`SSL_has_pending`). [`Engine::read_record`] then answers
+    /// `WantRead` without a call certain to fail (a failed `SSL_read` costs
+    /// as much as a tenth of a round trip).
+    starved: bool,
 }
 
 impl fmt::Debug for Engine {
@@ -547,6 +557,8 @@ impl Engine {
             state: State::Handshaking,
             mtu: DEFAULT_MTU,
             pending: None,
+            drained: false,
+            starved: false,
             scratch: vec![0; MAX_RECORD_PLAINTEXT].into_boxed_slice(),
             initial_timeout: DEFAULT_INITIAL_TIMEOUT,
             max_timeout: DEFAULT_MAX_TIMEOUT,
@@ -582,13 +594,13 @@ impl Engine {
     /// be a genuine record is dropped, here or when OpenSSL gets to it; see
     /// `record.rs`. Empty datagrams are ignored.
     pub fn push_datagram(&mut self, datagram: &[u8]) {
+        self.starved = false;
         if self.has_foreign_cookie(datagram) {
             return;
         }
         if self.state == State::Handshaking && !datagram.is_empty() {
             self.handshake_datagrams += 1;
-            glib::g_debug!(
-                crate::LOG_DOMAIN,
+            crate::debug!(
                 "{:p}: received {} B: {}",
                 self,
                 datagram.len(),
@@ -621,8 +633,7 @@ impl Engine {
     /// Logs the datagrams queued since the outbound queue held `before`.
     fn log_sent(&self, before: usize) {
         for d in self.stream.get_ref().outbound().skip(before) {
-            glib::g_debug!(
-                crate::LOG_DOMAIN,
+            crate::debug!(
                 "{:p}: sending {} B: {}",
                 self,
                 d.len(),
@@ -1028,7 +1039,7 @@ impl Engine {
             Err(e) if is_retry(&e) => Ok(HandshakeStatus::WantRead),
             Err(e) => {
                 let err = self.classify_failure(&e, outbound_before);
-                glib::g_debug!(crate::LOG_DOMAIN, "{:p}: {err}", self);
+                crate::debug!("{:p}: {err}", self);
                 self.state = State::Failed(err.clone());
                 Err(err)
             }
@@ -1129,9 +1140,15 @@ impl Engine {
         if self.received_close_notify() {
             return Ok(ReadStatus::Closed);
         }
+        if self.starved {
+            return Ok(ReadStatus::WantRead);
+        }
         let result = self.stream.ssl_read(&mut self.scratch);
         match result {
             Ok(n) => {
+                self.starved = self.drained
+                    && self.stream.get_ref().inbound_len() == 0
+                    && !ossl::has_pending(self.ssl());
                 if n > buf.len() {
                     self.pending = Some(self.scratch[..n].to_vec());
                     return Err(EngineError::Truncated { needed: n });
@@ -1141,7 +1158,11 @@ impl Engine {
             }
             Err(e) if e.code() == ErrorCode::ZERO_RETURN => Ok(ReadStatus::Closed),
             Err(e) if is_retry(&e) && self.received_close_notify() => Ok(ReadStatus::Closed),
-            Err(e) if is_retry(&e) => Ok(ReadStatus::WantRead),
+            Err(e) if is_retry(&e) => {
+                self.drained = true;
+                self.starved = self.stream.get_ref().inbound_len() == 0;
+                Ok(ReadStatus::WantRead)
+            }
             Err(e) => Err(EngineError::Protocol(describe(&e))),
         }
     }
@@ -1164,6 +1185,7 @@ impl Engine {
     /// the handshake completes there is nothing to close and nothing is
     /// sent.
     pub fn shutdown(&mut self) -> Result<(), EngineError> {
+        self.starved = false;
         if self.state != State::Connected || self.sent_close_notify() {
             return Ok(());
         }
