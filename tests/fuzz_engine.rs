@@ -250,7 +250,8 @@ fn install_log_handler() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         // The drop messages are debug messages, built only when wanted.
-        glib::log_set_debug_enabled(true);
+        // SAFETY: a plain setter of GLib's (2.72+), callable from any thread.
+        unsafe { glib::ffi::g_log_set_debug_enabled(glib::ffi::GTRUE) };
         glib::log_set_handler(
             Some(giodtlsopenssl::LOG_DOMAIN),
             glib::LogLevels::all(),

@@ -58,6 +58,9 @@ pub fn try_receive(
         // SAFETY: `error` is what GSocket set, if anything.
         return unsafe { timed_socket_result(n, error) };
     }
+    if let Some(fd) = plain_fd(base) {
+        return receive_on_fd(fd, buf);
+    }
     let mut vector = gio::ffi::GInputVector {
         buffer: buf.as_mut_ptr() as *mut _,
         size: buf.len(),
@@ -285,6 +288,58 @@ pub fn try_send_batch(
 fn plain_socket(base: &gio::DatagramBased) -> Option<&gio::Socket> {
     base.downcast_ref::<gio::Socket>()
         .filter(|s| glib::prelude::ObjectExt::type_(*s) == gio::Socket::static_type())
+}
+
+/// The descriptor of `base` when it is a GSocket of GIO's own class that
+/// is still open. Its datagrams are then received with one plain `recv`
+/// (what `g_socket_receive_messages` itself does for one message, without
+/// its type checks, GError for EAGAIN and message conversions).
+fn plain_fd(base: &gio::DatagramBased) -> Option<std::os::fd::RawFd> {
+    let socket = plain_socket(base)?;
+    if socket.is_closed() {
+        return None;
+    }
+    // SAFETY: `socket` is alive for the call.
+    let fd = unsafe { gio::ffi::g_socket_get_fd(socket.to_glib_none().0) };
+    (fd >= 0).then_some(fd)
+}
+
+/// One datagram from `fd` without blocking (`MSG_DONTWAIT`; GSocket keeps
+/// its descriptors non-blocking anyway): `Ok(None)` when none is queued;
+/// errors as GSocket reports them (`g_io_error_from_errno`).
+fn receive_on_fd(fd: std::os::fd::RawFd, buf: &mut [u8]) -> Result<Option<usize>, glib::Error> {
+    loop {
+        // SAFETY: `buf` is writable for its length; `fd` is the open
+        // descriptor of a GSocket the caller holds a reference to.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return Ok(None),
+            errno => {
+                return Err(socket_error(
+                    errno.unwrap_or(0),
+                    "Error receiving message",
+                    &err,
+                ))
+            }
+        }
+    }
+}
+
+/// A socket call's failure as GSocket words it: `what: strerror`, in the
+/// GIOError domain by errno.
+fn socket_error(errno: i32, what: &str, err: &std::io::Error) -> glib::Error {
+    // SAFETY: g_io_error_from_errno is a pure mapping; its result is a
+    // GIOErrorEnum value (from_glib maps unknown ones to __Unknown).
+    let code: gio::IOErrorEnum = unsafe { from_glib(gio::ffi::g_io_error_from_errno(errno)) };
+    let reason = err.to_string();
+    // std appends " (os error N)": GSocket's message is strerror alone.
+    let reason = reason.split(" (os error").next().unwrap_or(&reason);
+    crate::error::io(code, format!("{what}: {reason}"))
 }
 
 /// Whether waits on `base` poll its descriptor ([`wait`]'s fast path)

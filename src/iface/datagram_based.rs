@@ -209,34 +209,38 @@ unsafe extern "C" fn receive_messages<T: DatagramBasedImpl>(
     cancel: *mut GCancellable,
     error: *mut *mut GError,
 ) -> i32 {
-    let r = super::guard("receive_messages", Err(super::internal_error()), || {
-        // SAFETY: GIO's contract on the arrays (NULL pointers are checked).
-        unsafe {
-            check_messages(
-                "g_datagram_based_receive_messages",
-                messages,
-                num,
-                |m: &GInputMessage| (m.num_vectors, m.vectors as *const gio::ffi::GInputVector),
-                |v| v.size > 0 && v.buffer.is_null(),
+    let r = super::guard_or(
+        "receive_messages",
+        || Err(super::internal_error()),
+        || {
+            // SAFETY: GIO's contract on the arrays (NULL pointers are checked).
+            unsafe {
+                check_messages(
+                    "g_datagram_based_receive_messages",
+                    messages,
+                    num,
+                    |m: &GInputMessage| (m.num_vectors, m.vectors as *const gio::ffi::GInputVector),
+                    |v| v.size > 0 && v.buffer.is_null(),
+                )
+            }?;
+            let mut msgs: Vec<InputMessage<'_>> = if num == 0 || messages.is_null() {
+                Vec::new()
+            } else {
+                // SAFETY: GIO checked `messages` holds `num` entries we may write.
+                unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }
+                    .iter_mut()
+                    .map(InputMessage)
+                    .collect()
+            };
+            // SAFETY: cancellable from GIO.
+            imp::<T>(d).receive_messages(
+                &mut msgs,
+                flags,
+                timeout,
+                unsafe { cancellable(cancel) }.as_ref(),
             )
-        }?;
-        let mut msgs: Vec<InputMessage<'_>> = if num == 0 || messages.is_null() {
-            Vec::new()
-        } else {
-            // SAFETY: GIO checked `messages` holds `num` entries we may write.
-            unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }
-                .iter_mut()
-                .map(InputMessage)
-                .collect()
-        };
-        // SAFETY: cancellable from GIO.
-        imp::<T>(d).receive_messages(
-            &mut msgs,
-            flags,
-            timeout,
-            unsafe { cancellable(cancel) }.as_ref(),
-        )
-    });
+        },
+    );
     // SAFETY: `error` from GIO.
     unsafe { super::set_error(r.map(|n| n as i32), error, -1) }
 }
@@ -250,34 +254,40 @@ unsafe extern "C" fn send_messages<T: DatagramBasedImpl>(
     cancel: *mut GCancellable,
     error: *mut *mut GError,
 ) -> i32 {
-    let r = super::guard("send_messages", Err(super::internal_error()), || {
-        // SAFETY: GIO's contract on the arrays (NULL pointers are checked).
-        unsafe {
-            check_messages(
-                "g_datagram_based_send_messages",
-                messages,
-                num,
-                |m: &GOutputMessage| (m.num_vectors, m.vectors as *const gio::ffi::GOutputVector),
-                |v| v.size > 0 && v.buffer.is_null(),
+    let r = super::guard_or(
+        "send_messages",
+        || Err(super::internal_error()),
+        || {
+            // SAFETY: GIO's contract on the arrays (NULL pointers are checked).
+            unsafe {
+                check_messages(
+                    "g_datagram_based_send_messages",
+                    messages,
+                    num,
+                    |m: &GOutputMessage| {
+                        (m.num_vectors, m.vectors as *const gio::ffi::GOutputVector)
+                    },
+                    |v| v.size > 0 && v.buffer.is_null(),
+                )
+            }?;
+            let mut msgs: Vec<OutputMessage<'_>> = if num == 0 || messages.is_null() {
+                Vec::new()
+            } else {
+                // SAFETY: GIO checked `messages` holds `num` entries.
+                unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }
+                    .iter_mut()
+                    .map(OutputMessage)
+                    .collect()
+            };
+            // SAFETY: cancellable from GIO.
+            imp::<T>(d).send_messages(
+                &mut msgs,
+                flags,
+                timeout,
+                unsafe { cancellable(cancel) }.as_ref(),
             )
-        }?;
-        let mut msgs: Vec<OutputMessage<'_>> = if num == 0 || messages.is_null() {
-            Vec::new()
-        } else {
-            // SAFETY: GIO checked `messages` holds `num` entries.
-            unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }
-                .iter_mut()
-                .map(OutputMessage)
-                .collect()
-        };
-        // SAFETY: cancellable from GIO.
-        imp::<T>(d).send_messages(
-            &mut msgs,
-            flags,
-            timeout,
-            unsafe { cancellable(cancel) }.as_ref(),
-        )
-    });
+        },
+    );
     // SAFETY: `error` from GIO.
     unsafe { super::set_error(r.map(|n| n as i32), error, -1) }
 }
@@ -314,14 +324,18 @@ unsafe extern "C" fn condition_wait<T: DatagramBasedImpl>(
     cancel: *mut GCancellable,
     error: *mut *mut GError,
 ) -> gboolean {
-    let r = super::guard("condition_wait", Err(super::internal_error()), || {
-        // SAFETY: cancellable from GIO.
-        imp::<T>(d).condition_wait(
-            unsafe { from_glib(condition) },
-            timeout,
-            unsafe { cancellable(cancel) }.as_ref(),
-        )
-    });
+    let r = super::guard_or(
+        "condition_wait",
+        || Err(super::internal_error()),
+        || {
+            // SAFETY: cancellable from GIO.
+            imp::<T>(d).condition_wait(
+                unsafe { from_glib(condition) },
+                timeout,
+                unsafe { cancellable(cancel) }.as_ref(),
+            )
+        },
+    );
     // SAFETY: `error` from GIO.
     unsafe { super::set_error(r.map(|_| true), error, false) }.into_glib()
 }
