@@ -131,6 +131,7 @@ impl Kind {
 
 /// What a client needs: the CA, and the GIO types and databases.
 struct Setup {
+    ca: std::path::PathBuf,
     raw_ctx: SslContext,
     ours: (glib::Type, gio::TlsDatabase),
     gnutls: Option<(glib::Type, gio::TlsDatabase)>,
@@ -166,6 +167,7 @@ impl Setup {
                 (g.dtls_client_connection_type(), gdb)
             });
         Setup {
+            ca,
             raw_ctx: b.build(),
             ours: (backend.dtls_client_connection_type(), db),
             gnutls,
@@ -186,6 +188,9 @@ impl Setup {
 enum Resume<'a> {
     /// A full handshake: our client's session cache off.
     Off,
+    /// A full handshake with nothing remembered: ours also with a new file
+    /// database (made before the clock starts), so no remembered verdict.
+    Cold,
     /// Ours: the client's automatic session cache (keyed by server identity
     /// and address).
     Cache,
@@ -251,7 +256,13 @@ impl Client {
                     .unwrap()
                     .downcast()
                     .unwrap();
-                conn.set_database(Some(db));
+                if kind == Kind::Ours && matches!(resume, Resume::Cold) {
+                    let fresh: gio::TlsDatabase =
+                        gio::TlsFileDatabase::new(&setup.ca).unwrap().upcast();
+                    conn.set_database(Some(&fresh));
+                } else {
+                    conn.set_database(Some(db));
+                }
                 if kind == Kind::Ours {
                     conn.set_property("session-resumption", matches!(resume, Resume::Cache));
                 }
@@ -431,12 +442,23 @@ impl Handshakes {
 /// with `resume` resumed ones after a first full one: raw OpenSSL with
 /// `SSL_set_session` (the previous connection's session), ours with its
 /// automatic cache; every one must resume.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Full handshakes (our session cache off).
+    Full,
+    /// Full handshakes, ours each with a new database ([`Resume::Cold`]).
+    Cold,
+    /// Resumed handshakes.
+    Resumed,
+}
+
 fn handshakes(
     setup: &Setup,
     kinds: &[Kind],
     runs: &[usize],
-    resume: bool,
+    mode: Mode,
 ) -> Vec<Option<Handshakes>> {
+    let resume = mode == Mode::Resumed;
     let pki = &common::init().pki;
     const WARM_UP: usize = 3;
     let peers: Vec<EchoPeer> = runs
@@ -456,6 +478,7 @@ fn handshakes(
     }
     let mut one = |i: usize| -> Duration {
         let mode = match (resume, &sessions[i]) {
+            (false, _) if mode == Mode::Cold => Resume::Cold,
             (false, _) => Resume::Off,
             (true, Some(s)) => Resume::Session(s),
             (true, None) => Resume::Cache,
@@ -831,9 +854,12 @@ fn main() {
             } else {
                 Kind::Ours
             };
-            let h = handshakes(&setup, &[kind], &[n], role.starts_with("resumed-"))
-                .remove(0)
-                .unwrap();
+            let mode = if role.starts_with("resumed-") {
+                Mode::Resumed
+            } else {
+                Mode::Full
+            };
+            let h = handshakes(&setup, &[kind], &[n], mode).remove(0).unwrap();
             println!("{:?}", h.median);
             return;
         }
@@ -873,7 +899,7 @@ fn main() {
         .iter()
         .map(|&k| if k == Kind::Gnutls { n.min(20) } else { n })
         .collect();
-    let hs: Vec<_> = handshakes(&setup, &kinds, &full_runs, false)
+    let hs: Vec<_> = handshakes(&setup, &kinds, &full_runs, Mode::Full)
         .iter()
         .map(ms)
         .collect();
@@ -887,7 +913,16 @@ fn main() {
         .iter()
         .map(|&k| if k == Kind::Gnutls { 0 } else { n })
         .collect();
-    let resumed: Vec<_> = handshakes(&setup, &kinds, &resumed_runs, true)
+    let cold: Vec<_> = handshakes(&setup, &kinds, &resumed_runs, Mode::Cold)
+        .iter()
+        .map(ms)
+        .collect();
+    rows.push(Row {
+        what: "  handshake, ours with a new database".into(),
+        cells: cold,
+        baseline: None,
+    });
+    let resumed: Vec<_> = handshakes(&setup, &kinds, &resumed_runs, Mode::Resumed)
         .iter()
         .map(ms)
         .collect();
