@@ -733,6 +733,41 @@ fn idle_client(kind: Kind, port: u16, n: usize, pki: &std::path::Path) {
     std::process::exit(0); // no close_notify for thousands of connections
 }
 
+/// Child role: one client's first handshake in a new process (its own
+/// set-up, e.g. contexts and databases, done before the clock starts, as
+/// plain OpenSSL's `SSL_CTX` is); prints it in ms.
+fn first_client(kind: Kind, port: u16, pki: &std::path::Path) {
+    common::init();
+    let setup = Setup::new(pki);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let (_c, t) = Client::connect(&setup, kind, addr);
+    println!("{}", t.as_secs_f64() * 1e3);
+    std::io::stdout().flush().unwrap();
+    std::process::exit(0);
+}
+
+/// One [`first_client`] run in a new process: its handshake time in ms.
+fn first_handshake(kind: Kind, port: u16, pki: &std::path::Path) -> Option<f64> {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("BENCH_ROLE", format!("first-{}", kind.name()))
+        .env("BENCH_PORT", port.to_string())
+        .env("BENCH_PKI", pki)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "first handshake {} failed: {}",
+            kind.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<f64>()
+        .ok()
+}
+
 /// Runs [`idle_client`] in a child; (KiB, fds) per idle connection.
 fn idle_cost(kind: Kind, port: u16, n: usize, pki: &std::path::Path) -> Option<(f64, f64)> {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
@@ -809,6 +844,18 @@ fn main() {
     match std::env::var("BENCH_ROLE").as_deref() {
         Ok("server") => {
             return handshake_server(std::path::Path::new(&std::env::var("BENCH_PKI").unwrap()))
+        }
+        Ok(role) if role.starts_with("first-") => {
+            let kind = match &role[6..] {
+                "raw" => Kind::Raw,
+                "ours" => Kind::Ours,
+                _ => Kind::Gnutls,
+            };
+            return first_client(
+                kind,
+                env_usize("BENCH_PORT", 0) as u16,
+                std::path::Path::new(&std::env::var("BENCH_PKI").unwrap()),
+            );
         }
         Ok(role) if role.starts_with("idle-") => {
             let kind = match &role[5..] {
@@ -1035,6 +1082,27 @@ fn main() {
     // GnuTLS's DTLS handshakes take about 250 ms each here (its client
     // waits out a timer): 1000 of them would take four minutes.
     let gnutls_idle = idle.min(100);
+    // Kinds take turns, one process each per round.
+    const FIRST_RUNS: usize = 5;
+    let mut firsts: Vec<Vec<f64>> = vec![Vec::new(); kinds.len()];
+    for _ in 0..FIRST_RUNS {
+        for (i, &k) in kinds.iter().enumerate() {
+            if let Some(t) = first_handshake(k, port, &env.pki) {
+                firsts[i].push(t);
+            }
+        }
+    }
+    rows.push(Row {
+        what: format!("first handshake of a new process, ms: median of {FIRST_RUNS}"),
+        cells: firsts
+            .iter_mut()
+            .map(|t| {
+                t.sort_by(f64::total_cmp);
+                (!t.is_empty()).then(|| (t[t.len() / 2], format!("{:.3}", t[t.len() / 2])))
+            })
+            .collect(),
+        baseline: None,
+    });
     let costs: Vec<Option<(f64, f64)>> = kinds
         .iter()
         .map(|&k| {
