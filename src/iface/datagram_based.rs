@@ -26,6 +26,19 @@ impl InputMessage<'_> {
         unsafe { std::slice::from_raw_parts(self.0.vectors, self.0.num_vectors as usize) }
     }
 
+    /// The message's one buffer, when it has exactly one (the usual case):
+    /// a record can be read straight into it.
+    pub(crate) fn single_buffer(&mut self) -> Option<&mut [u8]> {
+        match self.vectors() {
+            [v] if !v.buffer.is_null() && v.size > 0 => {
+                // SAFETY: the vector's buffer holds `size` writable bytes, and
+                // the returned borrow of `self` keeps the message ours.
+                Some(unsafe { std::slice::from_raw_parts_mut(v.buffer as *mut u8, v.size) })
+            }
+            _ => None,
+        }
+    }
+
     /// Copies `data` across the vectors (the caller checked the capacity)
     /// and fills in the output fields.
     pub(crate) fn fill(&mut self, data: &[u8]) {
@@ -41,7 +54,12 @@ impl InputMessage<'_> {
             }
             rest = &rest[n..];
         }
-        self.0.bytes_received = data.len();
+        self.received(data.len());
+    }
+
+    /// Fills in the output fields for `len` bytes already in the buffers.
+    pub(crate) fn received(&mut self, len: usize) {
+        self.0.bytes_received = len;
         self.0.flags = 0;
         if !self.0.address.is_null() {
             // SAFETY: an out-pointer GIO asked us to fill; a connected DTLS
@@ -63,6 +81,22 @@ impl InputMessage<'_> {
 pub(crate) struct OutputMessage<'a>(&'a mut GOutputMessage);
 
 impl OutputMessage<'_> {
+    /// The message's bytes when they are in one vector (the usual case),
+    /// to encrypt without gathering them first.
+    pub(crate) fn single(&self) -> Option<&[u8]> {
+        if self.0.vectors.is_null() || self.0.num_vectors != 1 {
+            return None;
+        }
+        // SAFETY: GIO's contract: `vectors` holds `num_vectors` (1) entries
+        // of `size` readable bytes each.
+        let v = unsafe { &*self.0.vectors };
+        if v.buffer.is_null() {
+            return (v.size == 0).then_some(&[][..]);
+        }
+        // SAFETY: as above.
+        Some(unsafe { std::slice::from_raw_parts(v.buffer as *const u8, v.size) })
+    }
+
     /// Appends the message's bytes to `out`.
     pub(crate) fn gather(&self, out: &mut Vec<u8>) {
         if self.0.vectors.is_null() {
