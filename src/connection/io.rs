@@ -224,11 +224,14 @@ pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Er
 
 /// Sends `datagrams` in order, as many as the socket takes now, in one
 /// call (`g_datagram_based_send_messages` with several messages: one
-/// `sendmmsg` on a GSocket). Returns how many went; 0 when the first would
-/// block. At most [`MAX_BATCH`] per call.
+/// `sendmmsg` on a GSocket; on a connected GSocket of GIO's own class,
+/// our own `sendmmsg` with runs of equal-size datagrams segmented by the
+/// kernel, as `gso` allows: see [`super::gso`]). Returns how many went; 0
+/// when the first would block. At most [`MAX_BATCH`] per call.
 pub fn try_send_batch(
     base: &gio::DatagramBased,
     datagrams: &[Vec<u8>],
+    gso: &super::gso::Gso,
 ) -> Result<usize, glib::Error> {
     let n = datagrams.len().min(MAX_BATCH);
     if n <= 1 || timed_socket(base).is_some() {
@@ -242,6 +245,12 @@ pub fn try_send_batch(
             sent += 1;
         }
         return Ok(sent);
+    }
+    // Closed or unconnected: GSocket's own call gives its error.
+    if let Some(socket) = plain_socket(base).filter(|s| s.is_connected() && !s.is_closed()) {
+        if let Some(sent) = super::gso::try_send(socket, &datagrams[..n], gso)? {
+            return Ok(sent);
+        }
     }
     let mut vectors = [gio::ffi::GOutputVector {
         buffer: std::ptr::null(),
