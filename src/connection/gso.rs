@@ -21,10 +21,15 @@
 //! sent again without segmentation, so nothing is lost or sent twice. A
 //! segmented message is sent whole or not at all, so a partial `sendmmsg`
 //! still reports whole datagrams.
+//!
+//! Elsewhere than on Linux, [`try_send`] always declines.
+#![cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 use super::io::MAX_BATCH;
 
 /// Most datagrams in one segmented send (the kernel's `UDP_MAX_SEGMENTS`;
@@ -125,6 +130,7 @@ pub fn split(lens: &[usize], out: &mut [Run]) -> usize {
     n
 }
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 /// A `UDP_SEGMENT` control message: the header, then the segment size,
 /// padded to `CMSG_SPACE(2)` (checked below).
 #[repr(C)]
@@ -134,12 +140,14 @@ struct SegmentCmsg {
     size: u16,
 }
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 // SAFETY: CMSG_SPACE and CMSG_LEN are arithmetic on their argument.
 const _: () = unsafe {
     assert!(std::mem::size_of::<SegmentCmsg>() == libc::CMSG_SPACE(2) as usize);
     assert!(std::mem::offset_of!(SegmentCmsg, size) == libc::CMSG_LEN(0) as usize);
 };
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 /// Sends `datagrams` (the first [`MAX_BATCH`]) on `socket` — a connected
 /// GSocket of GIO's own class, without a timeout — in one `sendmmsg`,
 /// runs of equal sizes segmented. `Ok(Some(n))`: the first `n` went (0:
@@ -228,6 +236,7 @@ pub fn try_send(
     Ok(Some(runs[..sent.min(r)].iter().map(|run| run.count).sum()))
 }
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 /// The outcome of a `sendmmsg` that sent nothing with `errno`, its first
 /// message `segmented` or not.
 fn refused(errno: i32, segmented: bool, gso: &Gso) -> Result<Option<usize>, glib::Error> {
@@ -253,6 +262,7 @@ fn refused(errno: i32, segmented: bool, gso: &Gso) -> Result<Option<usize>, glib
     }
 }
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 /// Asks the kernel whether it knows `UDP_SEGMENT` (`getsockopt` answers
 /// ENOPROTOOPT before 4.18; a kernel that old would ignore the control
 /// message and send a run as one datagram).
@@ -279,6 +289,7 @@ fn probe(fd: std::os::fd::RawFd, gso: &Gso) {
     }
 }
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
 /// GLib's text for `errno` (what GSocket's messages quote).
 fn strerror(errno: i32) -> String {
     // SAFETY: g_strerror takes any value and returns a UTF-8 string that
@@ -288,7 +299,17 @@ fn strerror(errno: i32) -> String {
         .into_owned()
 }
 
-#[cfg(test)]
+/// Segmentation is Linux's: elsewhere every batch goes through GIO.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn try_send(
+    _socket: &gio::Socket,
+    _datagrams: &[Vec<u8>],
+    _gso: &Gso,
+) -> Result<Option<usize>, glib::Error> {
+    Ok(None)
+}
+
+#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
 mod tests {
     use std::net::UdpSocket;
     use std::os::fd::AsRawFd;
