@@ -19,6 +19,11 @@
 //!
 //! Every call into a base socket survives a misbehaving implementation: −1
 //! without an error, or a NULL source, is a `G_IO_ERROR_FAILED`.
+//!
+//! A second exception, for speed: a batch of datagrams for a connected
+//! GSocket of GIO's own class may be written to its descriptor directly,
+//! with UDP segmentation offload ([`super::gso`]), reporting GSocket's
+//! errors.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
