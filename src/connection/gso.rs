@@ -26,11 +26,11 @@
 #![cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-use std::os::fd::AsRawFd;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-use super::io::MAX_BATCH;
+use super::io::{socket_error, MAX_BATCH};
 
 /// Most datagrams in one segmented send (the kernel's `UDP_MAX_SEGMENTS`;
 /// newer kernels take more, none fewer).
@@ -148,18 +148,15 @@ const _: () = unsafe {
 };
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-/// Sends `datagrams` (the first [`MAX_BATCH`]) on `socket` — a connected
-/// GSocket of GIO's own class, without a timeout — in one `sendmmsg`,
+/// Sends `datagrams` (the first [`MAX_BATCH`]) on `fd` — the descriptor of
+/// a connected GSocket of GIO's own class, open, without a timeout — in
+/// one `sendmmsg`,
 /// runs of equal sizes segmented. `Ok(Some(n))`: the first `n` went (0:
 /// the socket would block). `Ok(None)`: nothing was sent, send them
 /// plainly: segmentation is off, gains nothing for this batch (no two
 /// datagrams share a run), or the kernel just refused it. Other failures
 /// are GSocket's errors for the same `errno`.
-pub fn try_send(
-    socket: &gio::Socket,
-    datagrams: &[Vec<u8>],
-    gso: &Gso,
-) -> Result<Option<usize>, glib::Error> {
+pub fn try_send(fd: RawFd, datagrams: &[Vec<u8>], gso: &Gso) -> Result<Option<usize>, glib::Error> {
     let n = datagrams.len().min(MAX_BATCH);
     if n < 2 || !gso.enabled() {
         return Ok(None);
@@ -173,7 +170,6 @@ pub fn try_send(
     if r == n {
         return Ok(None);
     }
-    let fd = socket.as_raw_fd();
     if gso.0.load(Ordering::Relaxed) == UNPROBED {
         probe(fd, gso);
         if !gso.enabled() {
@@ -227,9 +223,10 @@ pub fn try_send(
         if ret >= 0 {
             break ret as usize;
         }
-        match std::io::Error::last_os_error().raw_os_error().unwrap_or(0) {
-            libc::EINTR => continue,
-            errno => return refused(errno, runs[0].count > 1, gso),
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            _ => return refused(&err, runs[0].count > 1, gso),
         }
     };
     // A segmented message goes whole or not at all.
@@ -237,9 +234,11 @@ pub fn try_send(
 }
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
-/// The outcome of a `sendmmsg` that sent nothing with `errno`, its first
-/// message `segmented` or not.
-fn refused(errno: i32, segmented: bool, gso: &Gso) -> Result<Option<usize>, glib::Error> {
+/// The outcome of a `sendmmsg` that sent nothing, failing with `err`, its
+/// first message `segmented` or not.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn refused(err: &std::io::Error, segmented: bool, gso: &Gso) -> Result<Option<usize>, glib::Error> {
+    let errno = err.raw_os_error().unwrap_or(0);
     match errno {
         libc::EAGAIN => Ok(Some(0)),
         // Segmentation unusable on this socket: a device without checksum
@@ -249,24 +248,17 @@ fn refused(errno: i32, segmented: bool, gso: &Gso) -> Result<Option<usize>, glib
         libc::EIO | libc::EINVAL | libc::ENOPROTOOPT | libc::EOPNOTSUPP | libc::EMSGSIZE
             if segmented =>
         {
-            gso.disable(&format!(
-                "the kernel refused a segmented send ({})",
-                strerror(errno)
-            ));
+            gso.disable(&format!("the kernel refused a segmented send ({err})"));
             Ok(None)
         }
-        _ => Err(crate::error::io(
-            gio::io_error_from_errno(errno),
-            format!("Error sending message: {}", strerror(errno)),
-        )),
+        _ => Err(socket_error(errno, "Error sending message", err)),
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
 /// Asks the kernel whether it knows `UDP_SEGMENT` (`getsockopt` answers
 /// ENOPROTOOPT before 4.18; a kernel that old would ignore the control
 /// message and send a run as one datagram).
-fn probe(fd: std::os::fd::RawFd, gso: &Gso) {
+fn probe(fd: RawFd, gso: &Gso) {
     let mut value: libc::c_int = 0;
     let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `value` and `len` are writable and `len` is `value`'s size.
@@ -284,25 +276,15 @@ fn probe(fd: std::os::fd::RawFd, gso: &Gso) {
             .0
             .compare_exchange(UNPROBED, ON, Ordering::Relaxed, Ordering::Relaxed);
     } else {
-        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        gso.disable(&format!("UDP_SEGMENT unknown ({})", strerror(e)));
+        let err = std::io::Error::last_os_error();
+        gso.disable(&format!("UDP_SEGMENT unknown ({err})"));
     }
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-/// GLib's text for `errno` (what GSocket's messages quote).
-fn strerror(errno: i32) -> String {
-    // SAFETY: g_strerror takes any value and returns a UTF-8 string that
-    // lives as long as the process.
-    unsafe { std::ffi::CStr::from_ptr(glib::ffi::g_strerror(errno)) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 /// Segmentation is Linux's: elsewhere every batch goes through GIO.
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
 pub fn try_send(
-    _socket: &gio::Socket,
+    _fd: std::os::fd::RawFd,
     _datagrams: &[Vec<u8>],
     _gso: &Gso,
 ) -> Result<Option<usize>, glib::Error> {

@@ -20,10 +20,10 @@
 //! Every call into a base socket survives a misbehaving implementation: −1
 //! without an error, or a NULL source, is a `G_IO_ERROR_FAILED`.
 //!
-//! A second exception, for speed: a batch of datagrams for a connected
-//! GSocket of GIO's own class may be written to its descriptor directly,
-//! with UDP segmentation offload ([`super::gso`]), reporting GSocket's
-//! errors.
+//! For speed, the datagrams of an open GSocket of GIO's own class are read
+//! from its descriptor directly (one `recv`, [`try_receive`]), and a batch
+//! for such a socket, connected, is written to it directly with UDP
+//! segmentation offload ([`super::gso`]); both report GSocket's errors.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -252,9 +252,11 @@ pub fn try_send_batch(
         return Ok(sent);
     }
     // Closed or unconnected: GSocket's own call gives its error.
-    if let Some(socket) = plain_socket(base).filter(|s| s.is_connected() && !s.is_closed()) {
-        if let Some(sent) = super::gso::try_send(socket, &datagrams[..n], gso)? {
-            return Ok(sent);
+    if plain_socket(base).is_some_and(|s| s.is_connected()) {
+        if let Some(fd) = plain_fd(base) {
+            if let Some(sent) = super::gso::try_send(fd, &datagrams[..n], gso)? {
+                return Ok(sent);
+            }
         }
     }
     let mut vectors = [gio::ffi::GOutputVector {
@@ -346,7 +348,7 @@ fn receive_on_fd(fd: std::os::fd::RawFd, buf: &mut [u8]) -> Result<Option<usize>
 
 /// A socket call's failure as GSocket words it: `what: strerror`, in the
 /// GIOError domain by errno.
-fn socket_error(errno: i32, what: &str, err: &std::io::Error) -> glib::Error {
+pub(super) fn socket_error(errno: i32, what: &str, err: &std::io::Error) -> glib::Error {
     // SAFETY: g_io_error_from_errno is a pure mapping; its result is a
     // GIOErrorEnum value (from_glib maps unknown ones to __Unknown).
     let code: gio::IOErrorEnum = unsafe { from_glib(gio::ffi::g_io_error_from_errno(errno)) };
