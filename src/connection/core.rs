@@ -157,6 +157,8 @@ pub struct Core {
     handshake: Arc<HandshakeSync>,
     /// Reusable wait for incoming datagrams (created on first use).
     waiter: Mutex<Option<io::Waiter>>,
+    /// Whether sends to the base socket may be segmented.
+    gso: super::gso::Gso,
     /// When the handshake gives up (`handshake-timeout`), from its start.
     handshake_deadline: Mutex<Option<(Instant, Duration)>>,
 }
@@ -308,6 +310,7 @@ impl Core {
             write_op: Mutex::new(()),
             handshake: Arc::new(HandshakeSync::default()),
             waiter: Mutex::new(None),
+            gso: super::gso::Gso::new(),
             handshake_deadline: Mutex::new(None),
         }
     }
@@ -483,7 +486,7 @@ impl Core {
             if batch.is_empty() {
                 return Ok(true);
             }
-            let sent = match io::try_send_batch(&self.base, &batch) {
+            let sent = match io::try_send_batch(&self.base, &batch, &self.gso) {
                 Ok(0) => return Ok(false),
                 Ok(n) => n,
                 Err(e) => {

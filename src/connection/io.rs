@@ -19,6 +19,11 @@
 //!
 //! Every call into a base socket survives a misbehaving implementation: −1
 //! without an error, or a NULL source, is a `G_IO_ERROR_FAILED`.
+//!
+//! For speed, the datagrams of an open GSocket of GIO's own class are read
+//! from its descriptor directly (one `recv`, [`try_receive`]), and a batch
+//! for such a socket, connected, is written to it directly with UDP
+//! segmentation offload ([`super::gso`]); both report GSocket's errors.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -224,11 +229,14 @@ pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Er
 
 /// Sends `datagrams` in order, as many as the socket takes now, in one
 /// call (`g_datagram_based_send_messages` with several messages: one
-/// `sendmmsg` on a GSocket). Returns how many went; 0 when the first would
-/// block. At most [`MAX_BATCH`] per call.
+/// `sendmmsg` on a GSocket; on a connected GSocket of GIO's own class,
+/// our own `sendmmsg` with runs of equal-size datagrams segmented by the
+/// kernel, as `gso` allows: see [`super::gso`]). Returns how many went; 0
+/// when the first would block. At most [`MAX_BATCH`] per call.
 pub fn try_send_batch(
     base: &gio::DatagramBased,
     datagrams: &[Vec<u8>],
+    gso: &super::gso::Gso,
 ) -> Result<usize, glib::Error> {
     let n = datagrams.len().min(MAX_BATCH);
     if n <= 1 || timed_socket(base).is_some() {
@@ -242,6 +250,14 @@ pub fn try_send_batch(
             sent += 1;
         }
         return Ok(sent);
+    }
+    // Closed or unconnected: GSocket's own call gives its error.
+    if plain_socket(base).is_some_and(|s| s.is_connected()) {
+        if let Some(fd) = plain_fd(base) {
+            if let Some(sent) = super::gso::try_send(fd, &datagrams[..n], gso)? {
+                return Ok(sent);
+            }
+        }
     }
     let mut vectors = [gio::ffi::GOutputVector {
         buffer: std::ptr::null(),
@@ -332,7 +348,7 @@ fn receive_on_fd(fd: std::os::fd::RawFd, buf: &mut [u8]) -> Result<Option<usize>
 
 /// A socket call's failure as GSocket words it: `what: strerror`, in the
 /// GIOError domain by errno.
-fn socket_error(errno: i32, what: &str, err: &std::io::Error) -> glib::Error {
+pub(super) fn socket_error(errno: i32, what: &str, err: &std::io::Error) -> glib::Error {
     // SAFETY: g_io_error_from_errno is a pure mapping; its result is a
     // GIOErrorEnum value (from_glib maps unknown ones to __Unknown).
     let code: gio::IOErrorEnum = unsafe { from_glib(gio::ffi::g_io_error_from_errno(errno)) };
