@@ -164,10 +164,25 @@ fn failed_without_error() -> glib::Error {
     )
 }
 
+/// GSocket's type, looked up once: GLib 2.74's `g_socket_get_type` costs
+/// four `g_type_ensure` calls each time, and the data path asks often.
+fn socket_type() -> glib::Type {
+    static TYPE: std::sync::OnceLock<glib::Type> = std::sync::OnceLock::new();
+    *TYPE.get_or_init(gio::Socket::static_type)
+}
+
+/// `base` as a GSocket (of any class).
+fn as_socket(base: &gio::DatagramBased) -> Option<&gio::Socket> {
+    // SAFETY: an instance whose type is GSocket or derives from it is a
+    // GSocket.
+    base.type_()
+        .is_a(socket_type())
+        .then(|| unsafe { base.unsafe_cast_ref::<gio::Socket>() })
+}
+
 /// `base` as a GSocket with a timeout set (see the module comment).
 fn timed_socket(base: &gio::DatagramBased) -> Option<&gio::Socket> {
-    base.downcast_ref::<gio::Socket>()
-        .filter(|s| s.timeout() != 0)
+    as_socket(base).filter(|s| s.timeout() != 0)
 }
 
 /// The timeout set on the base socket with `g_socket_set_timeout`, if any:
@@ -196,6 +211,14 @@ pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Er
         // A datagram goes whole or not at all.
         // SAFETY: `error` is what GSocket set, if anything.
         return Ok(unsafe { timed_socket_result(n, error) }?.is_some());
+    }
+    // A connected GSocket of GIO's own class: one send(2), as GSocket
+    // itself would make (unconnected or closed: its own call gives its
+    // error).
+    if plain_socket(base).is_some_and(|s| s.is_connected()) {
+        if let Some(fd) = plain_fd(base) {
+            return send_on_fd(fd, data);
+        }
     }
     let vector = gio::ffi::GOutputVector {
         buffer: data.as_ptr() as *const _,
@@ -302,8 +325,8 @@ pub fn try_send_batch(
 /// GDatagramBased another way): the socket we may wait on directly, by
 /// polling its descriptor.
 fn plain_socket(base: &gio::DatagramBased) -> Option<&gio::Socket> {
-    base.downcast_ref::<gio::Socket>()
-        .filter(|s| glib::prelude::ObjectExt::type_(*s) == gio::Socket::static_type())
+    // SAFETY: an instance of exactly GSocket's type is a GSocket.
+    (base.type_() == socket_type()).then(|| unsafe { base.unsafe_cast_ref::<gio::Socket>() })
 }
 
 /// The descriptor of `base` when it is a GSocket of GIO's own class that
@@ -339,6 +362,39 @@ fn receive_on_fd(fd: std::os::fd::RawFd, buf: &mut [u8]) -> Result<Option<usize>
                 return Err(socket_error(
                     errno.unwrap_or(0),
                     "Error receiving message",
+                    &err,
+                ))
+            }
+        }
+    }
+}
+
+/// One datagram to the connected `fd` without blocking: `Ok(false)` when
+/// the socket would block; errors as GSocket reports them.
+fn send_on_fd(fd: std::os::fd::RawFd, data: &[u8]) -> Result<bool, glib::Error> {
+    loop {
+        // SAFETY: `data` is readable for its length; `fd` is the open
+        // descriptor of a GSocket the caller holds a reference to.
+        let n = unsafe {
+            libc::send(
+                fd,
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n >= 0 {
+            // A datagram goes whole or not at all.
+            return Ok(true);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return Ok(false),
+            errno => {
+                return Err(socket_error(
+                    errno.unwrap_or(0),
+                    "Error sending message",
                     &err,
                 ))
             }
