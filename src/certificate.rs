@@ -107,7 +107,7 @@ fn links_are_sound(chain: &[X509]) -> bool {
 }
 
 /// Seconds since the epoch of an ASN.1 time.
-fn unix_time(t: &Asn1TimeRef) -> Option<i64> {
+pub(crate) fn unix_time(t: &Asn1TimeRef) -> Option<i64> {
     let epoch = Asn1Time::from_unix(0).ok()?;
     let diff = epoch.diff(t).ok()?;
     Some(diff.days as i64 * 86_400 + diff.secs as i64)
@@ -310,11 +310,7 @@ pub(crate) mod imp {
                     let _ = self.parsed.set(p);
                     *self.construct.lock().unwrap() = Construct::default();
                 }
-                Err(e) => glib::g_debug!(
-                    crate::LOG_DOMAIN,
-                    "certificate used without g_initable_init: {}",
-                    e
-                ),
+                Err(e) => crate::debug!("certificate used without g_initable_init: {}", e),
             }
             self.parsed.get()
         }
@@ -528,7 +524,7 @@ pub(crate) mod imp {
                 Ok(flags)
             })();
             result.unwrap_or_else(|e| {
-                glib::g_debug!(crate::LOG_DOMAIN, "certificate verification failed: {}", e);
+                crate::debug!("certificate verification failed: {}", e);
                 F::GENERIC_ERROR
             })
         }

@@ -197,8 +197,7 @@ pub(crate) mod imp {
                 .filter(|_| resumption);
             if let Some(session) = key.as_deref().and_then(session_cache::get) {
                 let offered = engine.resume(&session);
-                glib::g_debug!(
-                    crate::LOG_DOMAIN,
+                crate::debug!(
                     "{:?}: offering the cached session for {} ({})",
                     self.obj().as_ptr(),
                     key.as_deref().unwrap_or_default(),
@@ -253,8 +252,7 @@ pub(crate) mod imp {
             // Once: the key is not needed after the handshake.
             if let Some(key) = self.cache_key.lock().unwrap().take() {
                 let session = engine.resumable_session();
-                glib::g_debug!(
-                    crate::LOG_DOMAIN,
+                crate::debug!(
                     "{:?}: {} the session for {key}",
                     self.obj().as_ptr(),
                     if session.is_some() {

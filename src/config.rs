@@ -13,6 +13,7 @@
 //! | `DTLS_OPENSSL_RETRANSMIT_TIMEOUT_MS` | default of `retransmit-timeout` (1000) |
 //! | `DTLS_OPENSSL_MAX_RETRANSMIT_TIMEOUT_MS` | default of `max-retransmit-timeout` (6000) |
 //! | `DTLS_OPENSSL_HANDSHAKE_TIMEOUT_MS` | default of `handshake-timeout` (60000; 0: none) |
+//! | `DTLS_OPENSSL_GSO` | `0`: never use UDP segmentation offload (see `connection::gso`) |
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -135,9 +136,30 @@ pub fn timing() -> Timing {
             ),
         };
         if t != d {
-            glib::g_debug!(crate::LOG_DOMAIN, "timing from the environment: {t:?}");
+            crate::debug!("timing from the environment: {t:?}");
         }
         t
+    })
+}
+
+/// Whether batches may use UDP segmentation offload: yes unless
+/// `DTLS_OPENSSL_GSO` is `0` (or `off`, `no`, `false`). Read once.
+pub fn gso_allowed() -> bool {
+    static ALLOWED: OnceLock<bool> = OnceLock::new();
+    *ALLOWED.get_or_init(|| {
+        let off = var(&["DTLS_OPENSSL_GSO"]).is_some_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "0" | "off" | "no" | "false"
+            )
+        });
+        if off {
+            glib::g_debug!(
+                crate::LOG_DOMAIN,
+                "UDP segmentation offload off (DTLS_OPENSSL_GSO)"
+            );
+        }
+        !off
     })
 }
 
@@ -175,8 +197,7 @@ pub fn context(role: Role) -> Result<SslContext, glib::Error> {
     };
     cell.get_or_init(|| {
         let config = from_env()?;
-        glib::g_debug!(
-            crate::LOG_DOMAIN,
+        crate::debug!(
             "{} configuration: {}",
             match role {
                 Role::Client => "client",

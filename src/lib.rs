@@ -11,6 +11,24 @@
 /// Log domain of every message this library logs (`G_MESSAGES_DEBUG=dtls-openssl`).
 pub const LOG_DOMAIN: &str = "dtls-openssl";
 
+/// Whether debug messages of [`LOG_DOMAIN`] are wanted: `G_MESSAGES_DEBUG`
+/// names the domain (or `all`), or `g_log_set_debug_enabled` was called.
+pub fn debug_enabled() -> bool {
+    !glib::log_writer_default_would_drop(glib::LogLevel::Debug, Some(LOG_DOMAIN))
+}
+
+/// `g_debug` in [`LOG_DOMAIN`], with its message built only when
+/// [`debug_enabled`]: messages are formatted on hot paths (every handshake,
+/// every verification), where nobody should pay for unwanted text.
+macro_rules! debug {
+    ($($arg:tt)+) => {
+        if $crate::debug_enabled() {
+            glib::g_debug!($crate::LOG_DOMAIN, $($arg)+)
+        }
+    };
+}
+pub(crate) use debug;
+
 pub mod backend;
 pub mod certificate;
 pub mod client;

@@ -490,7 +490,7 @@ impl Server {
                 Ok(r) => r,
                 Err(e) if e.matches(gio::IOErrorEnum::WouldBlock) => break,
                 Err(e) => {
-                    glib::g_debug!(crate::LOG_DOMAIN, "listener receive: {}", e);
+                    crate::debug!("listener receive: {}", e);
                     break;
                 }
             };
@@ -583,7 +583,7 @@ impl Server {
                     self.socket()
                         .send_to(Some(from), &reply[..], gio::Cancellable::NONE)
                 {
-                    glib::g_debug!(crate::LOG_DOMAIN, "HelloVerifyRequest to {}: {}", key, e);
+                    crate::debug!("HelloVerifyRequest to {}: {}", key, e);
                 }
             }
             Ok(Listened::Dropped) => {
@@ -611,7 +611,7 @@ impl Server {
                     Err(e) => glib::g_warning!(crate::LOG_DOMAIN, "new peer {}: {}", key, e),
                 }
             }
-            Err(e) => glib::g_debug!(crate::LOG_DOMAIN, "listen from {}: {}", key, e),
+            Err(e) => crate::debug!("listen from {}: {}", key, e),
         }
     }
 
@@ -698,11 +698,7 @@ impl Server {
             return;
         }
         for p in &removed {
-            glib::g_debug!(
-                crate::LOG_DOMAIN,
-                "listener: peer {:?} removed",
-                p.shared.address()
-            );
+            crate::debug!("listener: peer {:?} removed", p.shared.address());
             p.shared.close();
         }
         self.notify("peer-count");

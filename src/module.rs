@@ -36,12 +36,7 @@ pub fn register() {
                 .build();
         }
         gio::IOExtensionPoint::implement(EXTENSION_POINT, ty, EXTENSION_NAME, PRIORITY);
-        glib::g_debug!(
-            crate::LOG_DOMAIN,
-            "registered {} as {}",
-            ty.name(),
-            EXTENSION_NAME
-        );
+        crate::debug!("registered {} as {}", ty.name(), EXTENSION_NAME);
     });
 }
 

@@ -80,8 +80,7 @@ fn psk_lookup(conn: &ServerConnection) -> crate::connection::engine::PskLookup {
         let _calling = base.core().ok().map(|c| c.calling("psk-lookup handler"));
         let key = conn.emit_by_name::<Option<glib::Bytes>>("psk-lookup", &[&identity]);
         // Only the identity is logged, never the key.
-        glib::g_debug!(
-            crate::LOG_DOMAIN,
+        crate::debug!(
             "{:?}: psk-lookup for identity {:?}: {}",
             conn.as_ptr(),
             identity,

@@ -5,6 +5,7 @@
 //! the caller sees every problem, as GnuTLS-based backends report them.
 
 mod identity;
+mod verdicts;
 
 use std::ffi::c_int;
 
@@ -17,6 +18,7 @@ use openssl::x509::{X509Crl, X509PurposeId, X509Ref, X509StoreContext, X509};
 use openssl_sys as ffi;
 
 pub use self::identity::Identity;
+use self::verdicts::{Verdicts, Window};
 use crate::ossl;
 
 /// `G_TLS_DATABASE_PURPOSE_AUTHENTICATE_SERVER`.
@@ -50,10 +52,7 @@ fn auth_level() -> c_int {
         let value = std::env::var(AUTH_LEVEL_ENV).ok();
         let level = auth_level_from(value.as_deref());
         if value.is_some() {
-            glib::g_debug!(
-                crate::LOG_DOMAIN,
-                "{AUTH_LEVEL_ENV}: security level {level}"
-            );
+            crate::debug!("{AUTH_LEVEL_ENV}: security level {level}");
         }
         level
     })
@@ -64,7 +63,10 @@ pub struct TrustStore {
     store: X509Store,
     anchors: Vec<X509>,
     crls: usize,
+    /// When every CRL of the store is valid (notBefore/notAfter alike).
+    crl_window: Window,
     auth_level: c_int,
+    verdicts: Verdicts,
 }
 
 impl std::fmt::Debug for TrustStore {
@@ -90,14 +92,23 @@ impl TrustStore {
             // Duplicates in a bundle are harmless; OpenSSL 3 ignores them.
             builder.add_cert(cert.clone())?;
         }
+        let mut crl_window = Window::ALWAYS;
         for crl in &crls {
             ossl::store_add_crl(&mut builder, crl)?;
+            let from = crate::certificate::unix_time(crl.last_update()).unwrap_or(i64::MAX);
+            let until = crl
+                .next_update()
+                .map_or(Some(i64::MAX), crate::certificate::unix_time)
+                .unwrap_or(i64::MIN);
+            crl_window = crl_window.narrow(from, until);
         }
         Ok(TrustStore {
             store: builder.build(),
             anchors,
             crls: crls.len(),
+            crl_window,
             auth_level: auth_level(),
+            verdicts: Verdicts::default(),
         })
     }
 
@@ -118,7 +129,9 @@ impl TrustStore {
             store,
             anchors,
             crls: 0,
+            crl_window: Window::ALWAYS,
             auth_level: auth_level(),
+            verdicts: Verdicts::default(),
         })
     }
 
@@ -148,7 +161,8 @@ impl TrustStore {
     }
 
     /// Verifies `leaf` against the anchors, with `untrusted` as candidate
-    /// intermediates in any order, and (if given) for `identity`.
+    /// intermediates in any order, and (if given) for `identity`. The same
+    /// question asked again answers from memory (see `verdicts.rs`).
     pub fn verify(
         &self,
         leaf: &X509Ref,
@@ -156,12 +170,61 @@ impl TrustStore {
         purpose: &str,
         identity: Option<&Identity>,
     ) -> Result<Flags, ErrorStack> {
+        let key = self.verdict_key(leaf, untrusted, purpose)?;
+        let now = verdicts::now();
+        let mut flags = match self.verdicts.get(&key, now) {
+            Some(flags) => flags,
+            None => {
+                let (flags, window) = self.verify_chain(leaf, untrusted, purpose)?;
+                self.verdicts.put(
+                    key,
+                    flags,
+                    window.narrow(self.crl_window.from, self.crl_window.until),
+                    now,
+                );
+                flags
+            }
+        };
+        if identity.is_some_and(|id| !id.matches(leaf)) {
+            flags |= Flags::BAD_IDENTITY;
+        }
+        Ok(flags)
+    }
+
+    /// What a verdict depends on besides the store and the time: the
+    /// purpose, the security level and every certificate given, in order.
+    fn verdict_key(
+        &self,
+        leaf: &X509Ref,
+        untrusted: &[X509],
+        purpose: &str,
+    ) -> Result<verdicts::Key, ErrorStack> {
+        let mut h = openssl::sha::Sha256::new();
+        h.update(purpose.as_bytes());
+        h.update(&[0]);
+        h.update(&self.auth_level.to_be_bytes());
+        for cert in std::iter::once(leaf).chain(untrusted.iter().map(|c| &**c)) {
+            let der = cert.to_der()?;
+            h.update(&(der.len() as u64).to_be_bytes());
+            h.update(&der);
+        }
+        Ok(h.finish())
+    }
+
+    /// OpenSSL's verification of the chain: the flags, and the window in
+    /// which every certificate of the chain it built is valid.
+    fn verify_chain(
+        &self,
+        leaf: &X509Ref,
+        untrusted: &[X509],
+        purpose: &str,
+    ) -> Result<(Flags, Window), ErrorStack> {
         let mut chain = Stack::new()?;
         for cert in untrusted {
             chain.push(cert.clone())?;
         }
         let mut ctx = X509StoreContext::new()?;
-        let errors = ctx.init(&self.store, leaf, &chain, |ctx| {
+        let (errors, window) = ctx.init(&self.store, leaf, &chain, |ctx| {
             let param = ossl::verify_param(ctx);
             // An anchor need not be self-signed (a pinned intermediate or
             // leaf). Every certificate of the chain is looked up in the
@@ -182,9 +245,16 @@ impl TrustStore {
             // No host or IP in the parameters: OpenSSL's X509_check_host
             // would read a leading dot as "any subdomain" and skip an empty
             // name. The identity is ours to check, below.
-            Ok(ossl::verify_collecting_errors(ctx))
+            let errors = ossl::verify_collecting_errors(ctx);
+            let mut window = Window::ALWAYS;
+            for cert in ctx.chain().into_iter().flatten() {
+                let from = crate::certificate::unix_time(cert.not_before()).unwrap_or(i64::MAX);
+                let until = crate::certificate::unix_time(cert.not_after()).unwrap_or(i64::MIN);
+                window = window.narrow(from, until);
+            }
+            Ok((errors, window))
         })?;
-        let mut flags = errors
+        let flags = errors
             .iter()
             .filter(|(e, depth)| {
                 // OpenSSL uses one CRL per certificate and, told to go on,
@@ -196,10 +266,7 @@ impl TrustStore {
                         .any(|(other, d)| d == depth && untrusted_crl(*other))
             })
             .fold(Flags::empty(), |acc, (e, _)| acc | flag_for(*e));
-        if identity.is_some_and(|id| !id.matches(leaf)) {
-            flags |= Flags::BAD_IDENTITY;
-        }
-        Ok(flags)
+        Ok((flags, window))
     }
 }
 

@@ -249,6 +249,9 @@ const ALL_RULES: &[&str] = &[
 fn install_log_handler() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
+        // The drop messages are debug messages, built only when wanted.
+        // SAFETY: a plain setter of GLib's (2.72+), callable from any thread.
+        unsafe { glib::ffi::g_log_set_debug_enabled(glib::ffi::GTRUE) };
         glib::log_set_handler(
             Some(giodtlsopenssl::LOG_DOMAIN),
             glib::LogLevels::all(),

@@ -25,6 +25,8 @@ mod dtls_server_auth;
 mod dtls_server_p2p;
 #[path = "gio/error_table.rs"]
 mod error_table;
+#[path = "gio/gso.rs"]
+mod gso;
 #[path = "gio/hostile.rs"]
 mod hostile;
 #[path = "gio/identity.rs"]

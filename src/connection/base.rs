@@ -174,8 +174,7 @@ impl Connection {
                     cancellable,
                 )?
             };
-            glib::g_debug!(
-                crate::LOG_DOMAIN,
+            crate::debug!(
                 "{:?}: interaction request_certificate handled={}",
                 self.as_ptr(),
                 handled
@@ -300,9 +299,7 @@ impl Connection {
                 (self.hooks().negotiated)(self, &e),
             )
         };
-        glib::g_debug!(
-            crate::LOG_DOMAIN,
-            "{:?}: handshake complete: {}, cipher suite {}, {}, ALPN {}, SRTP profile {}, largest message {} B, peer sent {} certificate(s)",
+        crate::debug!("{:?}: handshake complete: {}, cipher suite {}, {}, ALPN {}, SRTP profile {}, largest message {} B, peer sent {} certificate(s)",
             self.as_ptr(),
             match version {
                 Some("DTLSv1.2") => "DTLS 1.2",
@@ -365,12 +362,7 @@ impl Connection {
             }
         }
         if let Err(e) = &verdict {
-            glib::g_debug!(
-                crate::LOG_DOMAIN,
-                "{:?}: peer rejected: {}",
-                self.as_ptr(),
-                e
-            );
+            crate::debug!("{:?}: peer rejected: {}", self.as_ptr(), e);
             let _ = self.core().map(|core| core.close_notify(None));
         }
         verdict
@@ -730,8 +722,7 @@ pub(crate) mod imp {
                 }
             }
             let _ = self.core.set(Core::new(base, engine));
-            glib::g_debug!(
-                crate::LOG_DOMAIN,
+            crate::debug!(
                 "{:?}: new DTLS {} connection",
                 obj.as_ptr(),
                 match role {

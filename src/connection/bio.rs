@@ -91,7 +91,7 @@ impl DatagramTransport {
 
     fn drop_record(&mut self, why: Dropped) {
         self.dropped += 1;
-        glib::g_debug!(crate::LOG_DOMAIN, "dropped a received record: {why}");
+        crate::debug!("dropped a received record: {why}");
     }
 
     /// Records dropped by screening since the transport was made.

@@ -13,6 +13,7 @@
 //! any) runs now. Other threads wait for the outcome; the owner's own
 //! thread fails at once (see [`reentry_error`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::ThreadId;
 
@@ -151,12 +152,17 @@ pub struct Core {
     /// accepted yet, oldest first: the next batch handed to it (see
     /// [`Core::flush`]). Holds at most [`io::MAX_BATCH`].
     outgoing: Mutex<Vec<Vec<u8>>>,
+    /// Whether `outgoing` holds datagrams (kept by [`Core::flush`]), so a
+    /// read that queued nothing skips the flush and its two locks.
+    unsent: AtomicBool,
     /// Serialise operations per direction, as GIO expects.
     pub read_op: Mutex<()>,
     pub write_op: Mutex<()>,
     handshake: Arc<HandshakeSync>,
     /// Reusable wait for incoming datagrams (created on first use).
     waiter: Mutex<Option<io::Waiter>>,
+    /// Whether sends to the base socket may be segmented.
+    gso: super::gso::Gso,
     /// When the handshake gives up (`handshake-timeout`), from its start.
     handshake_deadline: Mutex<Option<(Instant, Duration)>>,
 }
@@ -304,10 +310,12 @@ impl Core {
             base,
             engine: Mutex::new(engine),
             outgoing: Mutex::new(Vec::new()),
+            unsent: AtomicBool::new(false),
             read_op: Mutex::new(()),
             write_op: Mutex::new(()),
             handshake: Arc::new(HandshakeSync::default()),
             waiter: Mutex::new(None),
+            gso: super::gso::Gso::new(),
             handshake_deadline: Mutex::new(None),
         }
     }
@@ -470,6 +478,12 @@ impl Core {
     /// socket would block with some left.
     pub fn flush(&self) -> Result<bool, glib::Error> {
         let mut batch = self.outgoing.lock().unwrap();
+        let r = self.flush_batch(&mut batch);
+        self.unsent.store(!batch.is_empty(), Ordering::Release);
+        r
+    }
+
+    fn flush_batch(&self, batch: &mut Vec<Vec<u8>>) -> Result<bool, glib::Error> {
         loop {
             {
                 let mut engine = self.engine();
@@ -483,7 +497,7 @@ impl Core {
             if batch.is_empty() {
                 return Ok(true);
             }
-            let sent = match io::try_send_batch(&self.base, &batch) {
+            let sent = match io::try_send_batch(&self.base, batch, &self.gso) {
                 Ok(0) => return Ok(false),
                 Ok(n) => n,
                 Err(e) => {
@@ -541,16 +555,11 @@ impl Core {
         let mut engine = self.engine();
         match engine.timeout() {
             Some(left) if left.is_zero() => {
-                glib::g_debug!(
-                    crate::LOG_DOMAIN,
-                    "{:p}: DTLS retransmission timer expired",
-                    self
-                );
+                crate::debug!("{:p}: DTLS retransmission timer expired", self);
                 let resent = engine.handle_timeout().map_err(engine_error)?;
                 let next = engine.timeout();
                 if resent {
-                    glib::g_debug!(
-                        crate::LOG_DOMAIN,
+                    crate::debug!(
                         "{:p}: retransmitted the last flight; next timeout in {:?}",
                         self,
                         next.unwrap_or_default()
@@ -690,8 +699,14 @@ impl Core {
             if let Some(c) = cancellable {
                 c.set_error_if_cancelled()?;
             }
-            let status = self.engine().read_record(buf);
-            self.flush()?;
+            let (status, queued) = {
+                let mut engine = self.engine();
+                let status = engine.read_record(buf);
+                (status, engine.has_outgoing())
+            };
+            if queued || self.unsent.load(Ordering::Acquire) {
+                self.flush()?;
+            }
             match status.map_err(engine_error)? {
                 ReadStatus::Data(n) => return Ok(Received::Data(n)),
                 ReadStatus::Closed => return Ok(Received::Eof),

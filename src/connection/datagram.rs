@@ -62,16 +62,29 @@ pub(crate) fn receive_messages(
     let count = messages.len();
     for (i, message) in messages.iter_mut().enumerate() {
         let dl = if i == 0 { deadline } else { Deadline::Now };
-        let got = with_scratch(&RECORD, |buf| {
-            buf.resize(MAX_RECORD_PLAINTEXT, 0);
-            let cap = message.capacity().min(buf.len());
-            let r = conn.receive_record(&mut buf[..cap], dl, cancellable)?;
-            match r {
-                Received::Data(n) => message.fill(&buf[..n]),
-                Received::Eof => message.fill(&[]),
+        // One buffer (the usual case): the record goes straight into it.
+        let got = if let Some(buf) = message.single_buffer() {
+            let cap = buf.len().min(MAX_RECORD_PLAINTEXT);
+            let r = conn.receive_record(&mut buf[..cap], dl, cancellable);
+            if let Ok(r) = &r {
+                message.received(match r {
+                    Received::Data(n) => *n,
+                    Received::Eof => 0,
+                });
             }
-            Ok::<_, glib::Error>(r)
-        });
+            r
+        } else {
+            with_scratch(&RECORD, |buf| {
+                buf.resize(MAX_RECORD_PLAINTEXT, 0);
+                let cap = message.capacity().min(buf.len());
+                let r = conn.receive_record(&mut buf[..cap], dl, cancellable)?;
+                match r {
+                    Received::Data(n) => message.fill(&buf[..n]),
+                    Received::Eof => message.fill(&[]),
+                }
+                Ok::<_, glib::Error>(r)
+            })
+        };
         match got {
             Ok(Received::Data(_)) => {}
             Ok(Received::Eof) => return Ok(i + 1),
@@ -105,10 +118,19 @@ pub(crate) fn send_messages(
                     "Control messages cannot be sent over DTLS",
                 ));
             }
-            buf.clear();
-            message.gather(buf);
-            engine.write_record(buf).map_err(engine_error)?;
-            message.set_bytes_sent(buf.len());
+            let sent = match message.single() {
+                Some(data) => {
+                    engine.write_record(data).map_err(engine_error)?;
+                    data.len()
+                }
+                None => {
+                    buf.clear();
+                    message.gather(buf);
+                    engine.write_record(buf).map_err(engine_error)?;
+                    buf.len()
+                }
+            };
+            message.set_bytes_sent(sent);
             Ok(())
         })
     })

@@ -530,6 +530,16 @@ pub struct Engine {
     handshake_datagrams: u64,
     /// A client that received a ClientHello: its own, echoed.
     got_client_hello: bool,
+    /// `SSL_read` has asked for more input since the handshake completed:
+    /// what OpenSSL buffered during the handshake (early application data,
+    /// records of the next epoch) has been delivered.
+    drained: bool,
+    /// `SSL_read` has nothing to work on until the next datagram: it asked
+    /// for more input, or its last record left nothing queued, here or in
+    /// OpenSSL (`SSL_has_pending`). [`Engine::read_record`] then answers
+    /// `WantRead` without a call certain to fail (a failed `SSL_read` costs
+    /// as much as a tenth of a round trip).
+    starved: bool,
 }
 
 impl fmt::Debug for Engine {
@@ -575,6 +585,8 @@ impl Engine {
             last_arrival: None,
             quiet: true,
             quiet_gap: QUIET_GAP,
+            drained: false,
+            starved: false,
             initial_timeout: DEFAULT_INITIAL_TIMEOUT,
             max_timeout: DEFAULT_MAX_TIMEOUT,
             handshake_datagrams: 0,
@@ -609,6 +621,7 @@ impl Engine {
     /// be a genuine record is dropped, here or when OpenSSL gets to it; see
     /// `record.rs`. Empty datagrams are ignored.
     pub fn push_datagram(&mut self, datagram: &[u8]) {
+        self.starved = false;
         if self.has_foreign_cookie(datagram) {
             return;
         }
@@ -621,8 +634,7 @@ impl Engine {
         }
         if self.state == State::Handshaking && !datagram.is_empty() {
             self.handshake_datagrams += 1;
-            glib::g_debug!(
-                crate::LOG_DOMAIN,
+            crate::debug!(
                 "{:p}: received {} B: {}",
                 self,
                 datagram.len(),
@@ -655,8 +667,7 @@ impl Engine {
     /// Logs the datagrams queued since the outbound queue held `before`.
     fn log_sent(&self, before: usize) {
         for d in self.stream.get_ref().outbound().skip(before) {
-            glib::g_debug!(
-                crate::LOG_DOMAIN,
+            crate::debug!(
                 "{:p}: sending {} B: {}",
                 self,
                 d.len(),
@@ -1069,7 +1080,7 @@ impl Engine {
             Err(e) if is_retry(&e) => Ok(HandshakeStatus::WantRead),
             Err(e) => {
                 let err = self.classify_failure(&e, outbound_before);
-                glib::g_debug!(crate::LOG_DOMAIN, "{:p}: {err}", self);
+                crate::debug!("{:p}: {err}", self);
                 self.state = State::Failed(err.clone());
                 Err(err)
             }
@@ -1226,9 +1237,12 @@ impl Engine {
         if self.received_close_notify() {
             return Ok(ReadStatus::Closed);
         }
-        self.reclaim_buffers()?;
-        let status = if buf.len() >= MAX_RECORD_PLAINTEXT {
+        let status = if self.starved {
+            // Nothing for SSL_read to work on until the next datagram.
+            Ok(ReadStatus::WantRead)
+        } else if buf.len() >= MAX_RECORD_PLAINTEXT {
             // No record is larger: straight into the caller's buffer.
+            self.reclaim_buffers()?;
             let result = self.stream.ssl_read(buf);
             self.read_status(result)
         } else {
@@ -1236,17 +1250,20 @@ impl Engine {
             // whole. Moved out while in use (OpenSSL runs no application
             // code here, but a nested call would find the slot empty and
             // get a buffer of its own).
+            self.reclaim_buffers()?;
             let mut scratch = RECORD_SCRATCH.take();
             scratch.resize(MAX_RECORD_PLAINTEXT, 0);
             let result = self.stream.ssl_read(&mut scratch);
             let status = match result {
-                Ok(n) if n > buf.len() => {
-                    self.pending = Some(scratch[..n].to_vec());
-                    Err(EngineError::Truncated { needed: n })
-                }
                 Ok(n) => {
-                    buf[..n].copy_from_slice(&scratch[..n]);
-                    Ok(ReadStatus::Data(n))
+                    self.got_record();
+                    if n > buf.len() {
+                        self.pending = Some(scratch[..n].to_vec());
+                        Err(EngineError::Truncated { needed: n })
+                    } else {
+                        buf[..n].copy_from_slice(&scratch[..n]);
+                        Ok(ReadStatus::Data(n))
+                    }
                 }
                 Err(e) => self.read_status(Err(e)),
             };
@@ -1270,12 +1287,27 @@ impl Engine {
         result: Result<usize, ssl::Error>,
     ) -> Result<ReadStatus, EngineError> {
         match result {
-            Ok(n) => Ok(ReadStatus::Data(n)),
+            Ok(n) => {
+                self.got_record();
+                Ok(ReadStatus::Data(n))
+            }
             Err(e) if e.code() == ErrorCode::ZERO_RETURN => Ok(ReadStatus::Closed),
             Err(e) if is_retry(&e) && self.received_close_notify() => Ok(ReadStatus::Closed),
-            Err(e) if is_retry(&e) => Ok(ReadStatus::WantRead),
+            Err(e) if is_retry(&e) => {
+                self.drained = true;
+                self.starved = self.stream.get_ref().inbound_len() == 0;
+                Ok(ReadStatus::WantRead)
+            }
             Err(e) => Err(EngineError::Protocol(describe(&e))),
         }
+    }
+
+    /// After `SSL_read` returned a record: whether it is starved now.
+    #[inline]
+    fn got_record(&mut self) {
+        self.starved = self.drained
+            && self.stream.get_ref().inbound_len() == 0
+            && !ossl::has_pending(self.ssl());
     }
 
     /// Size of the record kept after [`EngineError::Truncated`], if any.
@@ -1296,6 +1328,7 @@ impl Engine {
     /// the handshake completes there is nothing to close and nothing is
     /// sent.
     pub fn shutdown(&mut self) -> Result<(), EngineError> {
+        self.starved = false;
         if self.state != State::Connected || self.sent_close_notify() {
             return Ok(());
         }

@@ -19,6 +19,11 @@
 //!
 //! Every call into a base socket survives a misbehaving implementation: −1
 //! without an error, or a NULL source, is a `G_IO_ERROR_FAILED`.
+//!
+//! For speed, the datagrams of an open GSocket of GIO's own class are read
+//! from its descriptor directly (one `recv`, [`try_receive`]), and a batch
+//! for such a socket, connected, is written to it directly with UDP
+//! segmentation offload ([`super::gso`]); both report GSocket's errors.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -58,6 +63,9 @@ pub fn try_receive(
         };
         // SAFETY: `error` is what GSocket set, if anything.
         return unsafe { timed_socket_result(n, error) };
+    }
+    if let Some(fd) = plain_fd(base) {
+        return receive_on_fd(fd, buf);
     }
     let mut vector = gio::ffi::GInputVector {
         buffer: buf.as_mut_ptr() as *mut _,
@@ -157,10 +165,25 @@ fn failed_without_error() -> glib::Error {
     )
 }
 
+/// GSocket's type, looked up once: GLib 2.74's `g_socket_get_type` costs
+/// four `g_type_ensure` calls each time, and the data path asks often.
+fn socket_type() -> glib::Type {
+    static TYPE: std::sync::OnceLock<glib::Type> = std::sync::OnceLock::new();
+    *TYPE.get_or_init(gio::Socket::static_type)
+}
+
+/// `base` as a GSocket (of any class).
+fn as_socket(base: &gio::DatagramBased) -> Option<&gio::Socket> {
+    // SAFETY: an instance whose type is GSocket or derives from it is a
+    // GSocket.
+    base.type_()
+        .is_a(socket_type())
+        .then(|| unsafe { base.unsafe_cast_ref::<gio::Socket>() })
+}
+
 /// `base` as a GSocket with a timeout set (see the module comment).
 fn timed_socket(base: &gio::DatagramBased) -> Option<&gio::Socket> {
-    base.downcast_ref::<gio::Socket>()
-        .filter(|s| s.timeout() != 0)
+    as_socket(base).filter(|s| s.timeout() != 0)
 }
 
 /// The timeout set on the base socket with `g_socket_set_timeout`, if any:
@@ -189,6 +212,14 @@ pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Er
         // A datagram goes whole or not at all.
         // SAFETY: `error` is what GSocket set, if anything.
         return Ok(unsafe { timed_socket_result(n, error) }?.is_some());
+    }
+    // A connected GSocket of GIO's own class: one send(2), as GSocket
+    // itself would make (unconnected or closed: its own call gives its
+    // error).
+    if plain_socket(base).is_some_and(|s| s.is_connected()) {
+        if let Some(fd) = plain_fd(base) {
+            return send_on_fd(fd, data);
+        }
     }
     let vector = gio::ffi::GOutputVector {
         buffer: data.as_ptr() as *const _,
@@ -222,11 +253,14 @@ pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Er
 
 /// Sends `datagrams` in order, as many as the socket takes now, in one
 /// call (`g_datagram_based_send_messages` with several messages: one
-/// `sendmmsg` on a GSocket). Returns how many went; 0 when the first would
-/// block. At most [`MAX_BATCH`] per call.
+/// `sendmmsg` on a GSocket; on a connected GSocket of GIO's own class,
+/// our own `sendmmsg` with runs of equal-size datagrams segmented by the
+/// kernel, as `gso` allows: see [`super::gso`]). Returns how many went; 0
+/// when the first would block. At most [`MAX_BATCH`] per call.
 pub fn try_send_batch(
     base: &gio::DatagramBased,
     datagrams: &[Vec<u8>],
+    gso: &super::gso::Gso,
 ) -> Result<usize, glib::Error> {
     let n = datagrams.len().min(MAX_BATCH);
     if n <= 1 || timed_socket(base).is_some() {
@@ -240,6 +274,14 @@ pub fn try_send_batch(
             sent += 1;
         }
         return Ok(sent);
+    }
+    // Closed or unconnected: GSocket's own call gives its error.
+    if plain_socket(base).is_some_and(|s| s.is_connected()) {
+        if let Some(fd) = plain_fd(base) {
+            if let Some(sent) = super::gso::try_send(fd, &datagrams[..n], gso)? {
+                return Ok(sent);
+            }
+        }
     }
     let mut vectors = [gio::ffi::GOutputVector {
         buffer: std::ptr::null(),
@@ -284,8 +326,93 @@ pub fn try_send_batch(
 /// GDatagramBased another way): the socket we may wait on directly, by
 /// polling its descriptor.
 fn plain_socket(base: &gio::DatagramBased) -> Option<&gio::Socket> {
-    base.downcast_ref::<gio::Socket>()
-        .filter(|s| glib::prelude::ObjectExt::type_(*s) == gio::Socket::static_type())
+    // SAFETY: an instance of exactly GSocket's type is a GSocket.
+    (base.type_() == socket_type()).then(|| unsafe { base.unsafe_cast_ref::<gio::Socket>() })
+}
+
+/// The descriptor of `base` when it is a GSocket of GIO's own class that
+/// is still open. Its datagrams are then received with one plain `recv`
+/// (what `g_socket_receive_messages` itself does for one message, without
+/// its type checks, GError for EAGAIN and message conversions).
+fn plain_fd(base: &gio::DatagramBased) -> Option<std::os::fd::RawFd> {
+    let socket = plain_socket(base)?;
+    if socket.is_closed() {
+        return None;
+    }
+    // SAFETY: `socket` is alive for the call.
+    let fd = unsafe { gio::ffi::g_socket_get_fd(socket.to_glib_none().0) };
+    (fd >= 0).then_some(fd)
+}
+
+/// One datagram from `fd` without blocking (`MSG_DONTWAIT`; GSocket keeps
+/// its descriptors non-blocking anyway): `Ok(None)` when none is queued;
+/// errors as GSocket reports them (`g_io_error_from_errno`).
+fn receive_on_fd(fd: std::os::fd::RawFd, buf: &mut [u8]) -> Result<Option<usize>, glib::Error> {
+    loop {
+        // SAFETY: `buf` is writable for its length; `fd` is the open
+        // descriptor of a GSocket the caller holds a reference to.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return Ok(None),
+            errno => {
+                return Err(socket_error(
+                    errno.unwrap_or(0),
+                    "Error receiving message",
+                    &err,
+                ))
+            }
+        }
+    }
+}
+
+/// One datagram to the connected `fd` without blocking: `Ok(false)` when
+/// the socket would block; errors as GSocket reports them.
+fn send_on_fd(fd: std::os::fd::RawFd, data: &[u8]) -> Result<bool, glib::Error> {
+    loop {
+        // SAFETY: `data` is readable for its length; `fd` is the open
+        // descriptor of a GSocket the caller holds a reference to.
+        let n = unsafe {
+            libc::send(
+                fd,
+                data.as_ptr().cast(),
+                data.len(),
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n >= 0 {
+            // A datagram goes whole or not at all.
+            return Ok(true);
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => return Ok(false),
+            errno => {
+                return Err(socket_error(
+                    errno.unwrap_or(0),
+                    "Error sending message",
+                    &err,
+                ))
+            }
+        }
+    }
+}
+
+/// A socket call's failure as GSocket words it: `what: strerror`, in the
+/// GIOError domain by errno.
+pub(super) fn socket_error(errno: i32, what: &str, err: &std::io::Error) -> glib::Error {
+    // SAFETY: g_io_error_from_errno is a pure mapping; its result is a
+    // GIOErrorEnum value (from_glib maps unknown ones to __Unknown).
+    let code: gio::IOErrorEnum = unsafe { from_glib(gio::ffi::g_io_error_from_errno(errno)) };
+    let reason = err.to_string();
+    // std appends " (os error N)": GSocket's message is strerror alone.
+    let reason = reason.split(" (os error").next().unwrap_or(&reason);
+    crate::error::io(code, format!("{what}: {reason}"))
 }
 
 /// Whether waits on `base` poll its descriptor ([`wait`]'s fast path)

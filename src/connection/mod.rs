@@ -9,6 +9,8 @@ pub mod cookie;
 pub(crate) mod core;
 mod datagram;
 pub mod engine;
+#[allow(unsafe_code)]
+pub(crate) mod gso;
 mod handshake_async;
 #[allow(unsafe_code)]
 pub(crate) mod io;

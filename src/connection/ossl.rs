@@ -42,6 +42,7 @@ extern "C" {
     fn SSL_SESSION_dup(src: *const ffi::SSL_SESSION) -> *mut ffi::SSL_SESSION;
     fn SSL_set_session_id_context(s: *mut ffi::SSL, sid_ctx: *const u8, len: c_uint) -> c_int;
     fn SSL_CIPHER_is_aead(c: *const ffi::SSL_CIPHER) -> c_int;
+    fn SSL_has_pending(s: *const ffi::SSL) -> c_int;
     #[cfg(test)]
     fn SSL_clear_options(s: *mut ffi::SSL, op: u64) -> u64;
     #[cfg(test)]
@@ -53,6 +54,13 @@ extern "C" {
         cb: Option<unsafe extern "C" fn(*mut ffi::SSL, *mut c_void) -> c_int>,
         arg: *mut c_void,
     );
+}
+
+/// Whether OpenSSL holds input it has not processed yet (the rest of a
+/// datagram, or records it set aside).
+pub(crate) fn has_pending(ssl: &SslRef) -> bool {
+    // SAFETY: `ssl` is a live SSL; SSL_has_pending only reads it.
+    unsafe { SSL_has_pending(ssl.as_ptr()) != 0 }
 }
 
 /// Gives `&mut SslRef` for the `Ssl` owned by `stream`, for the setters

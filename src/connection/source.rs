@@ -153,7 +153,7 @@ pub(crate) fn new(
                 Ok(child) => glib::ffi::g_source_add_child_source(raw, child.to_glib_none().0),
                 // Then only the timer and the cancellable wake us; the
                 // next operation reports the base socket's failure.
-                Err(e) => glib::g_debug!(crate::LOG_DOMAIN, "no base-socket source: {}", e),
+                Err(e) => crate::debug!("no base-socket source: {}", e),
             }
         }
         if let Some(c) = cancellable {

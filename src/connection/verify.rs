@@ -18,7 +18,9 @@ use crate::error;
 pub(crate) fn certificate_chain(
     chain: Vec<openssl::x509::X509>,
 ) -> Result<Option<gio::TlsCertificate>, glib::Error> {
-    let ty = gio::TlsBackend::default().certificate_type();
+    // GIO settles its default backend once per process.
+    static TYPE: std::sync::OnceLock<glib::Type> = std::sync::OnceLock::new();
+    let ty = *TYPE.get_or_init(|| gio::TlsBackend::default().certificate_type());
     let mut issuer: Option<gio::TlsCertificate> = None;
     for x509 in chain.into_iter().rev() {
         let cert =
@@ -87,9 +89,7 @@ impl Request {
             },
             None => "none (database is NULL: accept-certificate decides)".to_string(),
         };
-        glib::g_debug!(
-            crate::LOG_DOMAIN,
-            "{:?}: verifying the peer for the {} purpose: expected identity {identity}{}; database: {database}",
+        crate::debug!("{:?}: verifying the peer for the {} purpose: expected identity {identity}{}; database: {database}",
             conn.as_ptr(),
             if self.role.purpose == gio::TLS_DATABASE_PURPOSE_AUTHENTICATE_SERVER {
                 "server"
@@ -101,8 +101,7 @@ impl Request {
         let mut cert = Some(peer.clone());
         let mut i = 0;
         while let Some(c) = cert {
-            glib::g_debug!(
-                crate::LOG_DOMAIN,
+            crate::debug!(
                 "{:?}: peer certificate {i}: {}",
                 conn.as_ptr(),
                 describe_certificate(&c)
@@ -145,12 +144,7 @@ impl Request {
             Some(Ok(f)) => f,
             Some(Err(e)) if e.matches(gio::IOErrorEnum::Cancelled) => return Err(e),
             Some(Err(e)) => {
-                glib::g_debug!(
-                    crate::LOG_DOMAIN,
-                    "{:?}: verify_chain failed: {}",
-                    conn.as_ptr(),
-                    e
-                );
+                crate::debug!("{:?}: verify_chain failed: {}", conn.as_ptr(), e);
                 detail = Some(e.message().to_string());
                 F::GENERIC_ERROR
             }
@@ -181,8 +175,7 @@ fn decide(
         r.peer_certificate = Some(peer.clone());
         r.peer_certificate_errors = errors;
     }
-    glib::g_debug!(
-        crate::LOG_DOMAIN,
+    crate::debug!(
         "{:?}: verification found: {}{}",
         conn.as_ptr(),
         if errors.is_empty() {
@@ -199,11 +192,7 @@ fn decide(
     if (errors & mask).is_empty() {
         return Ok(());
     }
-    glib::g_debug!(
-        crate::LOG_DOMAIN,
-        "{:?}: asking accept-certificate",
-        conn.as_ptr()
-    );
+    crate::debug!("{:?}: asking accept-certificate", conn.as_ptr());
     // No lock is held here: handlers may call back into the connection
     // (another thread waits for the handshake; this one gets an error).
     let accepted: bool = {
@@ -234,7 +223,9 @@ pub(crate) fn verify_peer(
     let Some(peer) = peer else {
         return req.role.without_certificate;
     };
-    req.log(conn, peer);
+    if crate::debug_enabled() {
+        req.log(conn, peer);
+    }
     let (errors, detail) = req.flags(conn, peer, req.verify_sync(conn, peer, cancellable))?;
     decide(conn, peer, errors, detail, req.role.mask)
 }
@@ -252,7 +243,9 @@ pub(crate) fn verify_peer_async<F: FnOnce(Result<(), glib::Error>) + 'static>(
     let (Some(peer), true) = (peer.clone(), req.database_may_block()) else {
         return done(verify_peer(conn, peer.as_ref(), cancellable));
     };
-    req.log(conn, &peer);
+    if crate::debug_enabled() {
+        req.log(conn, &peer);
+    }
     let db = req.database.clone().expect("may block implies a database");
     let (purpose, identity, interaction) = (
         req.role.purpose,

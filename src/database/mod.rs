@@ -56,11 +56,7 @@ impl Database {
             );
             TrustStore::from_anchors(Vec::new()).expect("an empty X509 store")
         });
-        glib::g_debug!(
-            crate::LOG_DOMAIN,
-            "system trust store: {} anchors",
-            store.anchors().len()
-        );
+        crate::debug!("system trust store: {} anchors", store.anchors().len());
         store
     }
 

@@ -96,7 +96,7 @@ pub(super) unsafe fn construct<T: glib::object::ObjectType>(
     error: *mut *mut GError,
     build: impl FnOnce() -> Result<T, glib::Error>,
 ) -> *mut T::GlibType {
-    let result = crate::iface::guard(func, Err(crate::iface::internal_error()), build);
+    let result = crate::iface::guard_or(func, || Err(crate::iface::internal_error()), build);
     // SAFETY: per the contract.
     match unsafe { crate::iface::set_error(result.map(Some), error, None) } {
         Some(c) => c.into_glib_ptr(),
@@ -164,9 +164,9 @@ pub unsafe extern "C" fn dtls_openssl_connection_send_bytes(
         "error == NULL || *error == NULL",
         false.into_glib()
     );
-    let result = crate::iface::guard(
+    let result = crate::iface::guard_or(
         "dtls_openssl_connection_send_bytes",
-        Err(crate::iface::internal_error()),
+        || Err(crate::iface::internal_error()),
         || {
             // SAFETY: all checked above.
             let (c, b, cancellable): (_, glib::Bytes, _) = unsafe {
@@ -203,9 +203,9 @@ pub unsafe extern "C" fn dtls_openssl_connection_receive_bytes(
         "error == NULL || *error == NULL",
         std::ptr::null_mut()
     );
-    let result = crate::iface::guard(
+    let result = crate::iface::guard_or(
         "dtls_openssl_connection_receive_bytes",
-        Err(crate::iface::internal_error()),
+        || Err(crate::iface::internal_error()),
         || {
             // SAFETY: checked above.
             let (c, cancellable) = unsafe { (borrow_conn(conn), cancellable(cancel)) };
@@ -410,9 +410,9 @@ pub unsafe extern "C" fn dtls_openssl_connection_set_mtu(
     );
     // An out-of-range MTU is a runtime error (it may come from a path MTU
     // probe or a configuration file), not a programming error.
-    let result = crate::iface::guard(
+    let result = crate::iface::guard_or(
         "dtls_openssl_connection_set_mtu",
-        Err(crate::iface::internal_error()),
+        || Err(crate::iface::internal_error()),
         || {
             // SAFETY: checked above.
             unsafe { borrow_conn(conn) }.set_mtu(mtu)
@@ -439,9 +439,9 @@ pub unsafe extern "C" fn dtls_openssl_connection_get_max_payload(
         "error == NULL || *error == NULL",
         0
     );
-    let result = crate::iface::guard(
+    let result = crate::iface::guard_or(
         "dtls_openssl_connection_get_max_payload",
-        Err(crate::iface::internal_error()),
+        || Err(crate::iface::internal_error()),
         || {
             // SAFETY: checked above.
             unsafe { borrow_conn(conn) }.max_payload()
@@ -483,9 +483,9 @@ pub unsafe extern "C" fn dtls_openssl_connection_export_keying_material(
         "error == NULL || *error == NULL",
         std::ptr::null_mut()
     );
-    let result = crate::iface::guard(
+    let result = crate::iface::guard_or(
         "dtls_openssl_connection_export_keying_material",
-        Err(crate::iface::internal_error()),
+        || Err(crate::iface::internal_error()),
         || {
             // SAFETY: checked above; `context` is NULL or a GBytes.
             let (c, label, ctx): (_, glib::GString, Option<glib::Bytes>) = unsafe {

@@ -81,9 +81,9 @@ pub unsafe extern "C" fn dtls_openssl_server_start(
         "error == NULL || *error == NULL",
         false.into_glib()
     );
-    let result = crate::iface::guard(
+    let result = crate::iface::guard_or(
         "dtls_openssl_server_start",
-        Err(crate::iface::internal_error()),
+        || Err(crate::iface::internal_error()),
         || {
             // SAFETY: checked above.
             unsafe { borrow(server) }.start()
@@ -219,9 +219,9 @@ pub unsafe extern "C" fn dtls_openssl_server_close(
         "error == NULL || *error == NULL",
         false.into_glib()
     );
-    let result = crate::iface::guard(
+    let result = crate::iface::guard_or(
         "dtls_openssl_server_close",
-        Err(crate::iface::internal_error()),
+        || Err(crate::iface::internal_error()),
         || {
             // SAFETY: checked above.
             let (s, c) = unsafe { (borrow(server), cancellable(cancel)) };

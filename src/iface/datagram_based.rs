@@ -26,6 +26,19 @@ impl InputMessage<'_> {
         unsafe { std::slice::from_raw_parts(self.0.vectors, self.0.num_vectors as usize) }
     }
 
+    /// The message's one buffer, when it has exactly one (the usual case):
+    /// a record can be read straight into it.
+    pub(crate) fn single_buffer(&mut self) -> Option<&mut [u8]> {
+        match self.vectors() {
+            [v] if !v.buffer.is_null() && v.size > 0 => {
+                // SAFETY: the vector's buffer holds `size` writable bytes, and
+                // the returned borrow of `self` keeps the message ours.
+                Some(unsafe { std::slice::from_raw_parts_mut(v.buffer as *mut u8, v.size) })
+            }
+            _ => None,
+        }
+    }
+
     /// Copies `data` across the vectors (the caller checked the capacity)
     /// and fills in the output fields.
     pub(crate) fn fill(&mut self, data: &[u8]) {
@@ -41,7 +54,12 @@ impl InputMessage<'_> {
             }
             rest = &rest[n..];
         }
-        self.0.bytes_received = data.len();
+        self.received(data.len());
+    }
+
+    /// Fills in the output fields for `len` bytes already in the buffers.
+    pub(crate) fn received(&mut self, len: usize) {
+        self.0.bytes_received = len;
         self.0.flags = 0;
         if !self.0.address.is_null() {
             // SAFETY: an out-pointer GIO asked us to fill; a connected DTLS
@@ -63,6 +81,22 @@ impl InputMessage<'_> {
 pub(crate) struct OutputMessage<'a>(&'a mut GOutputMessage);
 
 impl OutputMessage<'_> {
+    /// The message's bytes when they are in one vector (the usual case),
+    /// to encrypt without gathering them first.
+    pub(crate) fn single(&self) -> Option<&[u8]> {
+        if self.0.vectors.is_null() || self.0.num_vectors != 1 {
+            return None;
+        }
+        // SAFETY: GIO's contract: `vectors` holds `num_vectors` (1) entries
+        // of `size` readable bytes each.
+        let v = unsafe { &*self.0.vectors };
+        if v.buffer.is_null() {
+            return (v.size == 0).then_some(&[][..]);
+        }
+        // SAFETY: as above.
+        Some(unsafe { std::slice::from_raw_parts(v.buffer as *const u8, v.size) })
+    }
+
     /// Appends the message's bytes to `out`.
     pub(crate) fn gather(&self, out: &mut Vec<u8>) {
         if self.0.vectors.is_null() {
@@ -209,34 +243,38 @@ unsafe extern "C" fn receive_messages<T: DatagramBasedImpl>(
     cancel: *mut GCancellable,
     error: *mut *mut GError,
 ) -> i32 {
-    let r = super::guard("receive_messages", Err(super::internal_error()), || {
-        // SAFETY: GIO's contract on the arrays (NULL pointers are checked).
-        unsafe {
-            check_messages(
-                "g_datagram_based_receive_messages",
-                messages,
-                num,
-                |m: &GInputMessage| (m.num_vectors, m.vectors as *const gio::ffi::GInputVector),
-                |v| v.size > 0 && v.buffer.is_null(),
+    let r = super::guard_or(
+        "receive_messages",
+        || Err(super::internal_error()),
+        || {
+            // SAFETY: GIO's contract on the arrays (NULL pointers are checked).
+            unsafe {
+                check_messages(
+                    "g_datagram_based_receive_messages",
+                    messages,
+                    num,
+                    |m: &GInputMessage| (m.num_vectors, m.vectors as *const gio::ffi::GInputVector),
+                    |v| v.size > 0 && v.buffer.is_null(),
+                )
+            }?;
+            let mut msgs: Vec<InputMessage<'_>> = if num == 0 || messages.is_null() {
+                Vec::new()
+            } else {
+                // SAFETY: GIO checked `messages` holds `num` entries we may write.
+                unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }
+                    .iter_mut()
+                    .map(InputMessage)
+                    .collect()
+            };
+            // SAFETY: cancellable from GIO.
+            imp::<T>(d).receive_messages(
+                &mut msgs,
+                flags,
+                timeout,
+                unsafe { cancellable(cancel) }.as_ref(),
             )
-        }?;
-        let mut msgs: Vec<InputMessage<'_>> = if num == 0 || messages.is_null() {
-            Vec::new()
-        } else {
-            // SAFETY: GIO checked `messages` holds `num` entries we may write.
-            unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }
-                .iter_mut()
-                .map(InputMessage)
-                .collect()
-        };
-        // SAFETY: cancellable from GIO.
-        imp::<T>(d).receive_messages(
-            &mut msgs,
-            flags,
-            timeout,
-            unsafe { cancellable(cancel) }.as_ref(),
-        )
-    });
+        },
+    );
     // SAFETY: `error` from GIO.
     unsafe { super::set_error(r.map(|n| n as i32), error, -1) }
 }
@@ -250,34 +288,40 @@ unsafe extern "C" fn send_messages<T: DatagramBasedImpl>(
     cancel: *mut GCancellable,
     error: *mut *mut GError,
 ) -> i32 {
-    let r = super::guard("send_messages", Err(super::internal_error()), || {
-        // SAFETY: GIO's contract on the arrays (NULL pointers are checked).
-        unsafe {
-            check_messages(
-                "g_datagram_based_send_messages",
-                messages,
-                num,
-                |m: &GOutputMessage| (m.num_vectors, m.vectors as *const gio::ffi::GOutputVector),
-                |v| v.size > 0 && v.buffer.is_null(),
+    let r = super::guard_or(
+        "send_messages",
+        || Err(super::internal_error()),
+        || {
+            // SAFETY: GIO's contract on the arrays (NULL pointers are checked).
+            unsafe {
+                check_messages(
+                    "g_datagram_based_send_messages",
+                    messages,
+                    num,
+                    |m: &GOutputMessage| {
+                        (m.num_vectors, m.vectors as *const gio::ffi::GOutputVector)
+                    },
+                    |v| v.size > 0 && v.buffer.is_null(),
+                )
+            }?;
+            let mut msgs: Vec<OutputMessage<'_>> = if num == 0 || messages.is_null() {
+                Vec::new()
+            } else {
+                // SAFETY: GIO checked `messages` holds `num` entries.
+                unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }
+                    .iter_mut()
+                    .map(OutputMessage)
+                    .collect()
+            };
+            // SAFETY: cancellable from GIO.
+            imp::<T>(d).send_messages(
+                &mut msgs,
+                flags,
+                timeout,
+                unsafe { cancellable(cancel) }.as_ref(),
             )
-        }?;
-        let mut msgs: Vec<OutputMessage<'_>> = if num == 0 || messages.is_null() {
-            Vec::new()
-        } else {
-            // SAFETY: GIO checked `messages` holds `num` entries.
-            unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }
-                .iter_mut()
-                .map(OutputMessage)
-                .collect()
-        };
-        // SAFETY: cancellable from GIO.
-        imp::<T>(d).send_messages(
-            &mut msgs,
-            flags,
-            timeout,
-            unsafe { cancellable(cancel) }.as_ref(),
-        )
-    });
+        },
+    );
     // SAFETY: `error` from GIO.
     unsafe { super::set_error(r.map(|n| n as i32), error, -1) }
 }
@@ -314,14 +358,18 @@ unsafe extern "C" fn condition_wait<T: DatagramBasedImpl>(
     cancel: *mut GCancellable,
     error: *mut *mut GError,
 ) -> gboolean {
-    let r = super::guard("condition_wait", Err(super::internal_error()), || {
-        // SAFETY: cancellable from GIO.
-        imp::<T>(d).condition_wait(
-            unsafe { from_glib(condition) },
-            timeout,
-            unsafe { cancellable(cancel) }.as_ref(),
-        )
-    });
+    let r = super::guard_or(
+        "condition_wait",
+        || Err(super::internal_error()),
+        || {
+            // SAFETY: cancellable from GIO.
+            imp::<T>(d).condition_wait(
+                unsafe { from_glib(condition) },
+                timeout,
+                unsafe { cancellable(cancel) }.as_ref(),
+            )
+        },
+    );
     // SAFETY: `error` from GIO.
     unsafe { super::set_error(r.map(|_| true), error, false) }.into_glib()
 }

@@ -51,10 +51,14 @@ unsafe extern "C" fn handshake<T: DtlsConnectionImpl>(
     cancel: *mut GCancellable,
     error: *mut *mut GError,
 ) -> gboolean {
-    let r = super::guard("handshake", Err(super::internal_error()), || {
-        // SAFETY: cancellable from GIO.
-        imp::<T>(c).handshake(unsafe { cancellable(cancel) }.as_ref())
-    });
+    let r = super::guard_or(
+        "handshake",
+        || Err(super::internal_error()),
+        || {
+            // SAFETY: cancellable from GIO.
+            imp::<T>(c).handshake(unsafe { cancellable(cancel) }.as_ref())
+        },
+    );
     // SAFETY: `error` from GIO.
     unsafe { super::set_error(r.map(|_| true), error, false) }.into_glib()
 }
@@ -102,14 +106,18 @@ unsafe extern "C" fn shutdown<T: DtlsConnectionImpl>(
     cancel: *mut GCancellable,
     error: *mut *mut GError,
 ) -> gboolean {
-    let r = super::guard("shutdown", Err(super::internal_error()), || {
-        // SAFETY: cancellable from GIO.
-        imp::<T>(c).shutdown(
-            read != 0,
-            write != 0,
-            unsafe { cancellable(cancel) }.as_ref(),
-        )
-    });
+    let r = super::guard_or(
+        "shutdown",
+        || Err(super::internal_error()),
+        || {
+            // SAFETY: cancellable from GIO.
+            imp::<T>(c).shutdown(
+                read != 0,
+                write != 0,
+                unsafe { cancellable(cancel) }.as_ref(),
+            )
+        },
+    );
     // SAFETY: `error` from GIO.
     unsafe { super::set_error(r.map(|_| true), error, false) }.into_glib()
 }
@@ -178,10 +186,14 @@ unsafe extern "C" fn binding_data<T: DtlsConnectionImpl>(
     data: *mut GByteArray,
     error: *mut *mut GError,
 ) -> gboolean {
-    let r = super::guard("get_binding_data", Err(super::internal_error()), || {
-        // SAFETY: a GTlsChannelBindingType value from GIO.
-        imp::<T>(c).binding_data(unsafe { from_glib(kind) })
-    });
+    let r = super::guard_or(
+        "get_binding_data",
+        || Err(super::internal_error()),
+        || {
+            // SAFETY: a GTlsChannelBindingType value from GIO.
+            imp::<T>(c).binding_data(unsafe { from_glib(kind) })
+        },
+    );
     // SAFETY: `error` from GIO.
     match unsafe { super::set_error(r.map(Some), error, None) } {
         Some(bytes) => {

@@ -23,8 +23,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// in a second copy of the library (`second_copy.rs`), returns `fallback`
 /// without running it.
 pub(crate) fn guard<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
+    guard_or(what, || fallback, f)
+}
+
+/// [`guard`] with a fallback made only when needed (e.g. a GError: making
+/// one on every call would cost an allocation per datagram).
+pub(crate) fn guard_or<R>(what: &str, fallback: impl FnOnce() -> R, f: impl FnOnce() -> R) -> R {
     if crate::second_copy::declined() {
-        return fallback;
+        return fallback();
     }
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
@@ -35,7 +41,7 @@ pub(crate) fn guard<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
             glib::g_critical!(crate::LOG_DOMAIN, "internal error in {}: {}", what, msg);
-            fallback
+            fallback()
         }
     }
 }

@@ -68,21 +68,25 @@ unsafe extern "C" fn verify_chain<T: TlsDatabaseImpl>(
     cancellable: *mut GCancellable,
     error: *mut *mut GError,
 ) -> GTlsCertificateFlags {
-    let result = super::guard("verify_chain", Err(internal_error()), || {
-        // SAFETY: GIO checked chain and purpose are non-NULL (g_return_val_if_fail
-        // in g_tls_database_verify_chain); the rest are NULL or valid.
-        let (chain, purpose, identity, cancellable) = unsafe {
-            (
-                borrow::<gio::TlsCertificate>(chain),
-                glib::GStr::from_ptr_checked(purpose).map(|s| s.to_string()),
-                borrow::<gio::SocketConnectable>(identity),
-                borrow::<gio::Cancellable>(cancellable),
-            )
-        };
-        let chain = chain.ok_or_else(internal_error)?;
-        let purpose = purpose.unwrap_or_default();
-        imp::<T>(db).verify_chain(&chain, &purpose, identity.as_ref(), cancellable.as_ref())
-    });
+    let result = super::guard_or(
+        "verify_chain",
+        || Err(internal_error()),
+        || {
+            // SAFETY: GIO checked chain and purpose are non-NULL (g_return_val_if_fail
+            // in g_tls_database_verify_chain); the rest are NULL or valid.
+            let (chain, purpose, identity, cancellable) = unsafe {
+                (
+                    borrow::<gio::TlsCertificate>(chain),
+                    glib::GStr::from_ptr_checked(purpose).map(|s| s.to_string()),
+                    borrow::<gio::SocketConnectable>(identity),
+                    borrow::<gio::Cancellable>(cancellable),
+                )
+            };
+            let chain = chain.ok_or_else(internal_error)?;
+            let purpose = purpose.unwrap_or_default();
+            imp::<T>(db).verify_chain(&chain, &purpose, identity.as_ref(), cancellable.as_ref())
+        },
+    );
     // SAFETY: `error` comes from GIO and is NULL or points at NULL.
     unsafe { super::set_error(result, error, gio::TlsCertificateFlags::GENERIC_ERROR) }.into_glib()
 }
@@ -107,9 +111,9 @@ unsafe extern "C" fn lookup_certificate_for_handle<T: TlsDatabaseImpl>(
     cancellable: *mut GCancellable,
     error: *mut *mut GError,
 ) -> *mut GTlsCertificate {
-    let result = super::guard(
+    let result = super::guard_or(
         "lookup_certificate_for_handle",
-        Err(internal_error()),
+        || Err(internal_error()),
         || {
             // SAFETY: GIO checked `handle` is non-NULL; cancellable is NULL or valid.
             let (handle, cancellable) = unsafe {
@@ -136,17 +140,21 @@ unsafe extern "C" fn lookup_certificate_issuer<T: TlsDatabaseImpl>(
     cancellable: *mut GCancellable,
     error: *mut *mut GError,
 ) -> *mut GTlsCertificate {
-    let result = super::guard("lookup_certificate_issuer", Err(internal_error()), || {
-        // SAFETY: GIO checked `cert` is a certificate; cancellable is NULL or valid.
-        let (cert, cancellable) = unsafe {
-            (
-                borrow::<gio::TlsCertificate>(cert),
-                borrow::<gio::Cancellable>(cancellable),
-            )
-        };
-        let cert = cert.ok_or_else(internal_error)?;
-        imp::<T>(db).lookup_certificate_issuer(&cert, cancellable.as_ref())
-    });
+    let result = super::guard_or(
+        "lookup_certificate_issuer",
+        || Err(internal_error()),
+        || {
+            // SAFETY: GIO checked `cert` is a certificate; cancellable is NULL or valid.
+            let (cert, cancellable) = unsafe {
+                (
+                    borrow::<gio::TlsCertificate>(cert),
+                    borrow::<gio::Cancellable>(cancellable),
+                )
+            };
+            let cert = cert.ok_or_else(internal_error)?;
+            imp::<T>(db).lookup_certificate_issuer(&cert, cancellable.as_ref())
+        },
+    );
     // SAFETY: `error` comes from GIO.
     unsafe { super::set_error(result, error, None) }.into_glib_ptr()
 }
@@ -159,9 +167,9 @@ unsafe extern "C" fn lookup_certificates_issued_by<T: TlsDatabaseImpl>(
     cancellable: *mut GCancellable,
     error: *mut *mut GError,
 ) -> *mut GList {
-    let result = super::guard(
+    let result = super::guard_or(
         "lookup_certificates_issued_by",
-        Err(internal_error()),
+        || Err(internal_error()),
         || {
             // SAFETY: GIO checked `issuer_raw_dn` is non-NULL; its data is valid
             // for `len` bytes during the call.

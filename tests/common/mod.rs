@@ -223,3 +223,34 @@ pub mod gio_peer;
 pub mod peers;
 pub mod relay;
 pub mod strict_socket;
+
+/// Runs the tests `names` of this test binary alone in a child process
+/// (bounded: 120 s) with `env` added to this process's GIO module set-up;
+/// panics unless all of them ran and passed. Returns the child's output.
+pub fn run_tests_in_child(names: &[&str], env: &[(&str, &str)]) -> String {
+    let env_vars = init();
+    let limit = std::time::Duration::from_secs(120);
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.arg("--exact")
+        .args(names)
+        .args(["--nocapture", "--test-threads=1"])
+        .env("GIO_MODULE_DIR", &env_vars.modules)
+        .env("GIO_USE_TLS", "dtls-openssl")
+        .env_remove("GIO_EXTRA_MODULES");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = peers::PeerProcess::spawn("child test", cmd, limit, None).unwrap();
+    let status = child
+        .wait_exit(limit)
+        .unwrap_or_else(|e| panic!("child tests {names:?}: {e}\n{}", child.output()));
+    let output = child.output();
+    assert!(status.success(), "child tests {names:?} failed:\n{output}");
+    // `--exact` with a wrong name runs nothing and succeeds.
+    let passed = format!("test result: ok. {} passed", names.len());
+    assert!(
+        output.contains(&passed),
+        "child tests {names:?} did not all run:\n{output}"
+    );
+    output
+}

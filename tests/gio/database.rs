@@ -418,3 +418,43 @@ fn anchors_file_with_a_crl_still_trusts_its_certificates() {
         F::UNKNOWN_CA
     );
 }
+
+#[test]
+fn remembered_verdicts_answer_as_fresh_ones() {
+    // A database remembers verdicts (same chain, purpose and security
+    // level): asked again, in any order, with any identity, it must answer
+    // exactly what a new database answers.
+    let db = file_db("ca.pem");
+    let cases = [
+        "server.pem",
+        "server-other-ca.pem",
+        "self-signed.pem",
+        "server-expired.pem",
+        "server-future.pem",
+        "server-weak.pem",
+        "client.pem",
+    ];
+    let ids = || {
+        [
+            None,
+            Some(host("server.example.com")),
+            Some(host("wrong.example.com")),
+            Some(ip("127.0.0.1")),
+        ]
+    };
+    for round in 0..3 {
+        for name in cases {
+            for purpose in [SERVER, CLIENT] {
+                for id in ids() {
+                    let fresh = verify(&file_db("ca.pem"), &cert(name), purpose, id.clone());
+                    assert_eq!(
+                        verify(&db, &cert(name), purpose, id.clone()),
+                        fresh,
+                        "round {round}: {name} for {purpose} as {:?}",
+                        id.map(|c| c.to_string())
+                    );
+                }
+            }
+        }
+    }
+}

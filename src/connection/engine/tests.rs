@@ -330,6 +330,45 @@ fn one_record_per_datagram_and_record_order() {
 }
 
 #[test]
+fn records_sharing_a_datagram_are_all_read() {
+    // What a peer may send (OpenSSL packs records into one datagram when
+    // they fit): every record is read before the engine asks for more, and
+    // asking for more (the skipped SSL_read) never hides one.
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.handshake().unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::WantRead));
+    for round in 0..3u8 {
+        let words: [&[u8]; 3] = [b"one", b"two", b"three"];
+        let mut datagram = Vec::new();
+        for w in words {
+            p.client.write_record(w).unwrap();
+            datagram.extend(p.client.pop_datagram().unwrap());
+        }
+        assert_record_framing(&datagram);
+        p.server.push_datagram(&datagram);
+        for w in words {
+            assert_eq!(
+                p.server.read_record(&mut buf),
+                Ok(ReadStatus::Data(w.len())),
+                "round {round}"
+            );
+            assert_eq!(&buf[..w.len()], w);
+        }
+        assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::WantRead));
+        assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::WantRead));
+        // One record per datagram again, after the starved reads.
+        assert_eq!(p.transfer(true, b"single"), b"single");
+    }
+    // The peer's close_notify gets through a starved engine.
+    assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::WantRead));
+    p.client.shutdown().unwrap();
+    p.pump();
+    assert_eq!(p.server.read_record(&mut buf), Ok(ReadStatus::Closed));
+}
+
+#[test]
 fn message_too_large() {
     let pki = pki();
     let mut p = Pair::with(&pki, &ContextConfig::default());
