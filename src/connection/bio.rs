@@ -167,6 +167,16 @@ impl DatagramTransport {
         self.inbound.len()
     }
 
+    /// A bound on the plaintext any queued record can carry: the largest
+    /// record's length past its header (0 when none is queued).
+    pub fn largest_queued_body(&self) -> usize {
+        self.inbound
+            .iter()
+            .map(|r| r.len().saturating_sub(record::HEADER_LEN))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Takes the oldest datagram the SSL has written.
     pub fn pop_outbound(&mut self) -> Option<Vec<u8>> {
         self.outbound.pop_front()

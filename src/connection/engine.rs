@@ -1240,8 +1240,12 @@ impl Engine {
         let status = if self.starved {
             // Nothing for SSL_read to work on until the next datagram.
             Ok(ReadStatus::WantRead)
-        } else if buf.len() >= MAX_RECORD_PLAINTEXT {
-            // No record is larger: straight into the caller's buffer.
+        } else if buf.len() >= MAX_RECORD_PLAINTEXT
+            || (self.drained && self.stream.get_ref().largest_queued_body() <= buf.len())
+        {
+            // No record can be larger (OpenSSL's own queues drained, what
+            // SSL_read may return is in one of the records queued here):
+            // straight into the caller's buffer.
             self.reclaim_buffers()?;
             let result = self.stream.ssl_read(buf);
             self.read_status(result)

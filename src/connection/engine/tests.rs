@@ -1212,3 +1212,37 @@ fn released_buffers_still_refuse_renegotiation() {
         Err(EngineError::Protocol(_))
     ));
 }
+
+#[test]
+fn a_small_buffer_never_cuts_a_larger_record_queued_behind() {
+    // Once OpenSSL's own queues are drained, a buffer that fits every
+    // queued record gets the record directly; one that does not goes
+    // through the scratch, whichever record SSL_read reaches first — here
+    // a replayed record, which OpenSSL skips, in front of a larger one.
+    let pki = pki();
+    let mut p = Pair::with(&pki, &ContextConfig::default());
+    p.handshake().unwrap();
+    assert!(drain(&mut p.client).is_empty());
+    p.server.write_record(b"small").unwrap();
+    let small = p.server.pop_datagram().unwrap();
+    p.client.push_datagram(&small);
+    let mut buf = [0u8; 100];
+    assert_eq!(p.client.read_record(&mut buf), Ok(ReadStatus::Data(5)));
+    assert_eq!(&buf[..5], b"small");
+
+    let big: Vec<u8> = (0..900u32).map(|i| i as u8).collect();
+    p.server.write_record(&big).unwrap();
+    p.server.write_record(b"last").unwrap();
+    p.client.push_datagram(&small); // a replay, dropped by OpenSSL
+    p.pump();
+    assert_eq!(
+        p.client.read_record(&mut buf),
+        Err(EngineError::Truncated { needed: 900 })
+    );
+    let mut whole = vec![0u8; 900];
+    assert_eq!(p.client.read_record(&mut whole), Ok(ReadStatus::Data(900)));
+    assert_eq!(whole, big);
+    assert_eq!(p.client.read_record(&mut buf), Ok(ReadStatus::Data(4)));
+    assert_eq!(&buf[..4], b"last");
+    assert_eq!(p.client.read_record(&mut buf), Ok(ReadStatus::WantRead));
+}
