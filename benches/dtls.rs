@@ -18,7 +18,6 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{BufRead, Read, Write};
 use std::net::{SocketAddr, UdpSocket};
@@ -34,36 +33,56 @@ use openssl::ssl::{
 use common::echo_peer::{drive, median, DgramIo, EchoPeer, EchoPeerOpts};
 
 // ---------------------------------------------------------------------------
-// Allocation counting (Rust heap, per thread: the in-process server's
-// allocations are not the client's).
-
-struct Counting;
+// Allocation counting: every heap allocation the calling thread makes,
+// whoever makes it — this harness, our library (a separate shared object
+// with its own Rust allocator), GLib, OpenSSL. The executable's `malloc`,
+// `calloc` and `realloc` take the place of the C library's for every shared
+// object (ELF symbol interposition) and count before forwarding to glibc's
+// own (`__libc_malloc`, …). The in-process server's allocations are its
+// thread's, not the client's.
 
 thread_local! {
     static ALLOCS: Cell<u64> = const { Cell::new(0) };
 }
 
-// SAFETY: forwards to the system allocator; the counter is a const-initialised
-// thread-local Cell without destructor, so touching it never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: the caller's contract.
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: the caller's contract.
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
-        // SAFETY: the caller's contract.
-        unsafe { System.realloc(p, l, n) }
-    }
+extern "C" {
+    fn __libc_malloc(size: usize) -> *mut libc::c_void;
+    fn __libc_calloc(n: usize, size: usize) -> *mut libc::c_void;
+    fn __libc_realloc(p: *mut libc::c_void, size: usize) -> *mut libc::c_void;
 }
 
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+/// One more allocation on this thread. The counter is a const-initialised
+/// thread-local Cell without destructor: touching it never allocates.
+fn count_alloc() {
+    let _ = ALLOCS.try_with(|c| c.set(c.get() + 1));
+}
+
+/// # Safety
+/// The C library's `malloc` contract.
+#[no_mangle]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut libc::c_void {
+    count_alloc();
+    // SAFETY: forwarded as is.
+    unsafe { __libc_malloc(size) }
+}
+
+/// # Safety
+/// The C library's `calloc` contract.
+#[no_mangle]
+pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut libc::c_void {
+    count_alloc();
+    // SAFETY: forwarded as is.
+    unsafe { __libc_calloc(n, size) }
+}
+
+/// # Safety
+/// The C library's `realloc` contract.
+#[no_mangle]
+pub unsafe extern "C" fn realloc(p: *mut libc::c_void, size: usize) -> *mut libc::c_void {
+    count_alloc();
+    // SAFETY: forwarded as is.
+    unsafe { __libc_realloc(p, size) }
+}
 
 fn allocs() -> u64 {
     ALLOCS.with(Cell::get)
@@ -1051,7 +1070,7 @@ fn main() {
         baseline: single[0].as_ref().map(|o| us(o.cpu)),
     });
     rows.push(Row {
-        what: "Rust allocations per datagram: 1000 B echo".into(),
+        what: "heap allocations per datagram: 1000 B echo".into(),
         cells: cpu_echo
             .iter()
             .map(|(_, a)| Some((*a, format!("{a:.2}"))))
@@ -1137,7 +1156,7 @@ fn main() {
         to_full.join(", ")
     );
     println!(
-        "CPU: the client thread's (getrusage RUSAGE_THREAD); allocations: the Rust heap \
-         on the client thread (GLib's own allocations are not counted)."
+        "CPU: the client thread's (getrusage RUSAGE_THREAD); allocations: every malloc, \
+         calloc and realloc of the client thread (its own, our library's, GLib's, OpenSSL's)."
     );
 }

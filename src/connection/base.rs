@@ -795,7 +795,7 @@ pub(crate) mod imp {
     impl DatagramBasedImpl for Connection {
         fn receive_messages(
             &self,
-            messages: &mut [InputMessage<'_>],
+            messages: &mut [InputMessage],
             flags: i32,
             timeout_us: i64,
             cancellable: Option<&gio::Cancellable>,
@@ -811,7 +811,7 @@ pub(crate) mod imp {
 
         fn send_messages(
             &self,
-            messages: &mut [OutputMessage<'_>],
+            messages: &mut [OutputMessage],
             flags: i32,
             timeout_us: i64,
             cancellable: Option<&gio::Cancellable>,

@@ -52,7 +52,7 @@ fn check_flags(flags: i32) -> Result<(), glib::Error> {
 
 pub(crate) fn receive_messages(
     conn: &Connection,
-    messages: &mut [InputMessage<'_>],
+    messages: &mut [InputMessage],
     flags: i32,
     timeout_us: i64,
     cancellable: Option<&gio::Cancellable>,
@@ -97,7 +97,7 @@ pub(crate) fn receive_messages(
 
 pub(crate) fn send_messages(
     conn: &Connection,
-    messages: &mut [OutputMessage<'_>],
+    messages: &mut [OutputMessage],
     flags: i32,
     timeout_us: i64,
     cancellable: Option<&gio::Cancellable>,

@@ -282,7 +282,7 @@ pub(crate) mod imp {
     impl DatagramBasedImpl for PeerSocket {
         fn receive_messages(
             &self,
-            messages: &mut [InputMessage<'_>],
+            messages: &mut [InputMessage],
             flags: i32,
             timeout_us: i64,
             cancellable: Option<&gio::Cancellable>,
@@ -334,7 +334,7 @@ pub(crate) mod imp {
 
         fn send_messages(
             &self,
-            messages: &mut [OutputMessage<'_>],
+            messages: &mut [OutputMessage],
             flags: i32,
             timeout_us: i64,
             cancellable: Option<&gio::Cancellable>,

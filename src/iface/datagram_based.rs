@@ -9,10 +9,13 @@ use glib::ffi::{gboolean, GError, GIOCondition, GSource};
 use glib::subclass::prelude::*;
 use glib::translate::*;
 
-/// One received datagram's destination, as GIO describes it.
-pub(crate) struct InputMessage<'a>(&'a mut GInputMessage);
+/// One received datagram's destination, as GIO describes it: a
+/// `GInputMessage` itself, so GIO's array is used in place (no copy of it,
+/// no allocation per call).
+#[repr(transparent)]
+pub(crate) struct InputMessage(GInputMessage);
 
-impl InputMessage<'_> {
+impl InputMessage {
     /// Total capacity of the message's vectors.
     pub(crate) fn capacity(&self) -> usize {
         self.vectors().iter().map(|v| v.size).sum()
@@ -77,10 +80,11 @@ impl InputMessage<'_> {
     }
 }
 
-/// One datagram to send.
-pub(crate) struct OutputMessage<'a>(&'a mut GOutputMessage);
+/// One datagram to send: a `GOutputMessage` itself, like [`InputMessage`].
+#[repr(transparent)]
+pub(crate) struct OutputMessage(GOutputMessage);
 
-impl OutputMessage<'_> {
+impl OutputMessage {
     /// The message's bytes when they are in one vector (the usual case),
     /// to encrypt without gathering them first.
     pub(crate) fn single(&self) -> Option<&[u8]> {
@@ -128,14 +132,14 @@ impl OutputMessage<'_> {
 pub(crate) trait DatagramBasedImpl: ObjectSubclass {
     fn receive_messages(
         &self,
-        messages: &mut [InputMessage<'_>],
+        messages: &mut [InputMessage],
         flags: i32,
         timeout_us: i64,
         cancellable: Option<&gio::Cancellable>,
     ) -> Result<usize, glib::Error>;
     fn send_messages(
         &self,
-        messages: &mut [OutputMessage<'_>],
+        messages: &mut [OutputMessage],
         flags: i32,
         timeout_us: i64,
         cancellable: Option<&gio::Cancellable>,
@@ -257,18 +261,19 @@ unsafe extern "C" fn receive_messages<T: DatagramBasedImpl>(
                     |v| v.size > 0 && v.buffer.is_null(),
                 )
             }?;
-            let mut msgs: Vec<InputMessage<'_>> = if num == 0 || messages.is_null() {
-                Vec::new()
+            let msgs: &mut [InputMessage] = if num == 0 || messages.is_null() {
+                &mut []
             } else {
-                // SAFETY: GIO checked `messages` holds `num` entries we may write.
-                unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }
-                    .iter_mut()
-                    .map(InputMessage)
-                    .collect()
+                // SAFETY: GIO checked `messages` holds `num` entries we may
+                // write, for the whole call; InputMessage is a
+                // repr(transparent) GInputMessage.
+                unsafe {
+                    std::slice::from_raw_parts_mut(messages.cast::<InputMessage>(), num as usize)
+                }
             };
             // SAFETY: cancellable from GIO.
             imp::<T>(d).receive_messages(
-                &mut msgs,
+                msgs,
                 flags,
                 timeout,
                 unsafe { cancellable(cancel) }.as_ref(),
@@ -304,18 +309,19 @@ unsafe extern "C" fn send_messages<T: DatagramBasedImpl>(
                     |v| v.size > 0 && v.buffer.is_null(),
                 )
             }?;
-            let mut msgs: Vec<OutputMessage<'_>> = if num == 0 || messages.is_null() {
-                Vec::new()
+            let msgs: &mut [OutputMessage] = if num == 0 || messages.is_null() {
+                &mut []
             } else {
-                // SAFETY: GIO checked `messages` holds `num` entries.
-                unsafe { std::slice::from_raw_parts_mut(messages, num as usize) }
-                    .iter_mut()
-                    .map(OutputMessage)
-                    .collect()
+                // SAFETY: GIO checked `messages` holds `num` entries, for the
+                // whole call; OutputMessage is a repr(transparent)
+                // GOutputMessage.
+                unsafe {
+                    std::slice::from_raw_parts_mut(messages.cast::<OutputMessage>(), num as usize)
+                }
             };
             // SAFETY: cancellable from GIO.
             imp::<T>(d).send_messages(
-                &mut msgs,
+                msgs,
                 flags,
                 timeout,
                 unsafe { cancellable(cancel) }.as_ref(),

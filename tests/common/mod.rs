@@ -81,6 +81,18 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
+/// Open file descriptors that are not sockets (eventfds, timerfds, pipes,
+/// epoll instances, files): what a library could add per connection
+/// beside its socket. Unlike [`open_fds`], not disturbed by an in-process
+/// peer's per-connection socket clones, which come and go on its thread.
+pub fn open_non_socket_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| !target.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
 /// What is measured for the whole process (memory, file descriptors)
 /// cannot be shared with the other tests of the binary (they run on
 /// threads beside it): in the parent this runs the test `name` (its full
