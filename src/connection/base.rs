@@ -315,33 +315,42 @@ impl Connection {
             chain.len()
         );
         let peer = super::verify::certificate_chain(chain)?;
+        let alpn_chosen = alpn.is_some();
         let _ = self
             .imp()
             .negotiated_protocol
             .set(alpn.and_then(|a| std::ffi::CString::new(a).ok()));
-        {
+        // Properties whose value changed, to notify (GObject notifies even
+        // an unchanged value; each notification is a signal emission).
+        let changed = {
             let mut r = self.results();
-            r.protocol_version = match version {
+            let protocol_version = match version {
                 Some("DTLSv1.2") => gio::TlsProtocolVersion::Dtls12,
                 Some("DTLSv1") => gio::TlsProtocolVersion::Dtls10,
                 Some(_) => gio::TlsProtocolVersion::Unknown,
                 None => gio::TlsProtocolVersion::Unknown,
             };
+            let srtp_profile = srtp.map(str::to_string);
+            let changed = [
+                ("negotiated-protocol", alpn_chosen),
+                ("protocol-version", r.protocol_version != protocol_version),
+                ("ciphersuite-name", r.ciphersuite_name != cipher),
+                ("srtp-profile", r.srtp_profile != srtp_profile),
+                ("max-payload", r.max_payload != payload),
+            ];
+            r.protocol_version = protocol_version;
             r.ciphersuite_name = cipher;
             r.session_resumed = resumed;
-            r.srtp_profile = srtp.map(str::to_string);
+            r.srtp_profile = srtp_profile;
             r.max_payload = payload;
-        }
+            changed
+        };
         let _calling = core.calling("notify");
-        for p in [
-            "negotiated-protocol",
-            "protocol-version",
-            "ciphersuite-name",
-            "srtp-profile",
-            "max-payload",
-        ]
-        .iter()
-        .chain(role_notifies)
+        for p in changed
+            .iter()
+            .filter(|(_, c)| *c)
+            .map(|(p, _)| p)
+            .chain(role_notifies)
         {
             self.notify(p);
         }
