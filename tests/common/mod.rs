@@ -104,24 +104,9 @@ pub fn alone(name: &str, limit: std::time::Duration) -> bool {
     if std::env::var_os(ALONE_ENV).is_some() {
         return true;
     }
-    let env_vars = init();
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(ALONE_ENV, "1")
-        .env("GIO_MODULE_DIR", &env_vars.modules)
-        .env("GIO_USE_TLS", "dtls-openssl")
-        .env_remove("GIO_EXTRA_MODULES");
-    let mut child = peers::PeerProcess::spawn("alone test child", cmd, limit, None).unwrap();
-    let status = child
-        .wait_exit(limit)
-        .unwrap_or_else(|e| panic!("child test {name}: {e}\n{}", child.output()));
-    let output = child.output();
-    assert!(status.success(), "child test {name} failed:\n{output}");
-    // `--exact` with a wrong name runs nothing and succeeds.
-    assert!(
-        output.contains("test result: ok. 1 passed"),
-        "child test {name} did not run:\n{output}"
-    );
+    let mut cmd = child_test_command(&[name]);
+    cmd.env(ALONE_ENV, "1");
+    let output = run_child_tests(cmd, &[name], limit);
     for line in output
         .lines()
         .filter(|l| l.contains("scale:") || l.contains("idle:"))
@@ -129,6 +114,40 @@ pub fn alone(name: &str, limit: std::time::Duration) -> bool {
         println!("{line}");
     }
     false
+}
+
+/// A command that runs the tests `names` of this test binary, one thread,
+/// output shown, with this process's GIO module set-up; the caller adds
+/// its own environment and passes it to [`run_child_tests`].
+pub fn child_test_command(names: &[&str]) -> Command {
+    let env_vars = init();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.arg("--exact")
+        .args(names)
+        .args(["--nocapture", "--test-threads=1"])
+        .env("GIO_MODULE_DIR", &env_vars.modules)
+        .env("GIO_USE_TLS", "dtls-openssl")
+        .env_remove("GIO_EXTRA_MODULES");
+    cmd
+}
+
+/// Runs `cmd` (from [`child_test_command`] for `names`), bounded by
+/// `limit`; panics unless every one of `names` ran and passed. Returns the
+/// child's output (stdout and stderr).
+pub fn run_child_tests(cmd: Command, names: &[&str], limit: std::time::Duration) -> String {
+    let mut child = peers::PeerProcess::spawn("child test", cmd, limit, None).unwrap();
+    let status = child
+        .wait_exit(limit)
+        .unwrap_or_else(|e| panic!("child tests {names:?}: {e}\n{}", child.output()));
+    let output = child.output();
+    assert!(status.success(), "child tests {names:?} failed:\n{output}");
+    // `--exact` with a wrong name runs nothing and succeeds.
+    let passed = format!("test result: ok. {} passed", names.len());
+    assert!(
+        output.contains(&passed),
+        "child tests {names:?} did not all run:\n{output}"
+    );
+    output
 }
 
 /// Removes the directories of earlier test processes that have exited
@@ -240,29 +259,7 @@ pub mod strict_socket;
 /// (bounded: 120 s) with `env` added to this process's GIO module set-up;
 /// panics unless all of them ran and passed. Returns the child's output.
 pub fn run_tests_in_child(names: &[&str], env: &[(&str, &str)]) -> String {
-    let env_vars = init();
-    let limit = std::time::Duration::from_secs(120);
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.arg("--exact")
-        .args(names)
-        .args(["--nocapture", "--test-threads=1"])
-        .env("GIO_MODULE_DIR", &env_vars.modules)
-        .env("GIO_USE_TLS", "dtls-openssl")
-        .env_remove("GIO_EXTRA_MODULES");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = peers::PeerProcess::spawn("child test", cmd, limit, None).unwrap();
-    let status = child
-        .wait_exit(limit)
-        .unwrap_or_else(|e| panic!("child tests {names:?}: {e}\n{}", child.output()));
-    let output = child.output();
-    assert!(status.success(), "child tests {names:?} failed:\n{output}");
-    // `--exact` with a wrong name runs nothing and succeeds.
-    let passed = format!("test result: ok. {} passed", names.len());
-    assert!(
-        output.contains(&passed),
-        "child tests {names:?} did not all run:\n{output}"
-    );
-    output
+    let mut cmd = child_test_command(names);
+    cmd.envs(env.iter().copied());
+    run_child_tests(cmd, names, std::time::Duration::from_secs(120))
 }

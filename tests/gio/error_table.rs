@@ -209,20 +209,9 @@ const CHILD: &str = "DTLS_OPENSSL_ERROR_TABLE_CHILD";
 /// logs on; returns its stdout and stderr (GLib writes debug messages to
 /// stdout).
 fn run_child(test: &str) -> String {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
-        .env("G_MESSAGES_DEBUG", "dtls-openssl")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{test} failed:\n{text}");
-    assert!(text.contains("1 passed"), "{test} did not run:\n{text}");
-    text
+    let mut cmd = common::child_test_command(&[test]);
+    cmd.env(CHILD, "1").env("G_MESSAGES_DEBUG", "dtls-openssl");
+    common::run_child_tests(cmd, &[test], std::time::Duration::from_secs(120))
 }
 
 /// Fails the handshake's verification: the server's certificate does not

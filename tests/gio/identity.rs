@@ -1190,35 +1190,12 @@ const DEFAULT_DB_CHILD_ENV: &str = "DTLS_OPENSSL_TEST_DEFAULT_DB_DIR";
 /// (and this process's GIO module set-up), so that the backend's default
 /// database is created there, from that environment. Bounded: 120 s.
 fn run_child_test(name: &str, env: &[(&str, &std::path::Path)]) {
-    let env_vars = common::init();
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env("GIO_MODULE_DIR", &env_vars.modules)
-        .env("GIO_USE_TLS", "dtls-openssl")
-        .env_remove("GIO_EXTRA_MODULES")
-        .env_remove("SSL_CERT_FILE")
+    let mut cmd = common::child_test_command(&[name]);
+    cmd.env_remove("SSL_CERT_FILE")
         .env_remove("SSL_CERT_DIR")
-        .env_remove("DTLS_OPENSSL_SECURITY_LEVEL");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = crate::common::peers::PeerProcess::spawn(
-        "default-database child",
-        cmd,
-        std::time::Duration::from_secs(120),
-        None,
-    )
-    .unwrap();
-    let status = child
-        .wait_exit(std::time::Duration::from_secs(120))
-        .unwrap_or_else(|e| panic!("child test {name}: {e}\n{}", child.output()));
-    let output = child.output();
-    assert!(status.success(), "child test {name} failed:\n{output}");
-    // `--exact` with a wrong name runs nothing and succeeds.
-    assert!(
-        output.contains("test result: ok. 1 passed"),
-        "child test {name} did not run:\n{output}"
-    );
+        .env_remove("DTLS_OPENSSL_SECURITY_LEVEL")
+        .envs(env.iter().copied());
+    common::run_child_tests(cmd, &[name], std::time::Duration::from_secs(120));
 }
 
 /// In the child: verifies `revoked.pem` and `good.pem` of the directory in
