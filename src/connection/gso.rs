@@ -233,7 +233,6 @@ pub fn try_send(fd: RawFd, datagrams: &[Vec<u8>], gso: &Gso) -> Result<Option<us
     Ok(Some(runs[..sent.min(r)].iter().map(|run| run.count).sum()))
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
 /// The outcome of a `sendmmsg` that sent nothing, failing with `err`, its
 /// first message `segmented` or not.
 #[cfg(any(target_os = "linux", target_os = "android"))]

@@ -216,10 +216,8 @@ pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Er
     // A connected GSocket of GIO's own class: one send(2), as GSocket
     // itself would make (unconnected or closed: its own call gives its
     // error).
-    if plain_socket(base).is_some_and(|s| s.is_connected()) {
-        if let Some(fd) = plain_fd(base) {
-            return send_on_fd(fd, data);
-        }
+    if let Some(fd) = connected_plain_fd(base) {
+        return send_on_fd(fd, data);
     }
     let vector = gio::ffi::GOutputVector {
         buffer: data.as_ptr() as *const _,
@@ -276,11 +274,9 @@ pub fn try_send_batch(
         return Ok(sent);
     }
     // Closed or unconnected: GSocket's own call gives its error.
-    if plain_socket(base).is_some_and(|s| s.is_connected()) {
-        if let Some(fd) = plain_fd(base) {
-            if let Some(sent) = super::gso::try_send(fd, &datagrams[..n], gso)? {
-                return Ok(sent);
-            }
+    if let Some(fd) = connected_plain_fd(base) {
+        if let Some(sent) = super::gso::try_send(fd, &datagrams[..n], gso)? {
+            return Ok(sent);
         }
     }
     let mut vectors = [gio::ffi::GOutputVector {
@@ -335,7 +331,16 @@ fn plain_socket(base: &gio::DatagramBased) -> Option<&gio::Socket> {
 /// (what `g_socket_receive_messages` itself does for one message, without
 /// its type checks, GError for EAGAIN and message conversions).
 fn plain_fd(base: &gio::DatagramBased) -> Option<std::os::fd::RawFd> {
-    let socket = plain_socket(base)?;
+    open_fd(plain_socket(base)?)
+}
+
+/// [`plain_fd`] for a connected socket: where datagrams may be sent
+/// without an address (unconnected: GSocket's own call gives its error).
+fn connected_plain_fd(base: &gio::DatagramBased) -> Option<std::os::fd::RawFd> {
+    open_fd(plain_socket(base).filter(|s| s.is_connected())?)
+}
+
+fn open_fd(socket: &gio::Socket) -> Option<std::os::fd::RawFd> {
     if socket.is_closed() {
         return None;
     }
@@ -344,14 +349,13 @@ fn plain_fd(base: &gio::DatagramBased) -> Option<std::os::fd::RawFd> {
     (fd >= 0).then_some(fd)
 }
 
-/// One datagram from `fd` without blocking (`MSG_DONTWAIT`; GSocket keeps
-/// its descriptors non-blocking anyway): `Ok(None)` when none is queued;
-/// errors as GSocket reports them (`g_io_error_from_errno`).
-fn receive_on_fd(fd: std::os::fd::RawFd, buf: &mut [u8]) -> Result<Option<usize>, glib::Error> {
+/// Runs one non-blocking socket call (`MSG_DONTWAIT`; GSocket keeps its
+/// descriptors non-blocking anyway) until it is not interrupted: the byte
+/// count, `Ok(None)` when it would block, otherwise the error as GSocket
+/// reports it (`what: strerror`, coded by `g_io_error_from_errno`).
+fn nonblocking(what: &str, mut call: impl FnMut() -> isize) -> Result<Option<usize>, glib::Error> {
     loop {
-        // SAFETY: `buf` is writable for its length; `fd` is the open
-        // descriptor of a GSocket the caller holds a reference to.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        let n = call();
         if n >= 0 {
             return Ok(Some(n as usize));
         }
@@ -359,48 +363,36 @@ fn receive_on_fd(fd: std::os::fd::RawFd, buf: &mut [u8]) -> Result<Option<usize>
         match err.raw_os_error() {
             Some(libc::EINTR) => continue,
             Some(libc::EAGAIN) => return Ok(None),
-            errno => {
-                return Err(socket_error(
-                    errno.unwrap_or(0),
-                    "Error receiving message",
-                    &err,
-                ))
-            }
+            errno => return Err(socket_error(errno.unwrap_or(0), what, &err)),
         }
     }
 }
 
+/// One datagram from `fd` without blocking: `Ok(None)` when none is queued.
+fn receive_on_fd(fd: std::os::fd::RawFd, buf: &mut [u8]) -> Result<Option<usize>, glib::Error> {
+    nonblocking("Error receiving message", || {
+        // SAFETY: `buf` is writable for its length; `fd` is the open
+        // descriptor of a GSocket the caller holds a reference to.
+        unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) }
+    })
+}
+
 /// One datagram to the connected `fd` without blocking: `Ok(false)` when
-/// the socket would block; errors as GSocket reports them.
+/// the socket would block (a datagram goes whole or not at all).
 fn send_on_fd(fd: std::os::fd::RawFd, data: &[u8]) -> Result<bool, glib::Error> {
-    loop {
+    let sent = nonblocking("Error sending message", || {
         // SAFETY: `data` is readable for its length; `fd` is the open
         // descriptor of a GSocket the caller holds a reference to.
-        let n = unsafe {
+        unsafe {
             libc::send(
                 fd,
                 data.as_ptr().cast(),
                 data.len(),
                 libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
             )
-        };
-        if n >= 0 {
-            // A datagram goes whole or not at all.
-            return Ok(true);
         }
-        let err = std::io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EAGAIN) => return Ok(false),
-            errno => {
-                return Err(socket_error(
-                    errno.unwrap_or(0),
-                    "Error sending message",
-                    &err,
-                ))
-            }
-        }
-    }
+    })?;
+    Ok(sent.is_some())
 }
 
 /// A socket call's failure as GSocket words it: `what: strerror`, in the
