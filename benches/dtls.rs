@@ -146,6 +146,15 @@ impl Kind {
             Kind::Gnutls => "gnutls",
         }
     }
+
+    /// The kind a child role names after its prefix (`first-ours`, …).
+    fn from_name(name: &str) -> Kind {
+        match name {
+            "raw" => Kind::Raw,
+            "ours" => Kind::Ours,
+            _ => Kind::Gnutls,
+        }
+    }
 }
 
 /// What a client needs: the CA, and the GIO types and databases.
@@ -767,46 +776,55 @@ fn first_client(kind: Kind, port: u16, pki: &std::path::Path) {
 
 /// One [`first_client`] run in a new process: its handshake time in ms.
 fn first_handshake(kind: Kind, port: u16, pki: &std::path::Path) -> Option<f64> {
+    child_numbers("first", kind, port, pki, &[])?
+        .first()
+        .copied()
+}
+
+/// Runs [`idle_client`] in a child; (KiB, fds) per idle connection.
+fn idle_cost(kind: Kind, port: u16, n: usize, pki: &std::path::Path) -> Option<(f64, f64)> {
+    match child_numbers(
+        "idle",
+        kind,
+        port,
+        pki,
+        &[("BENCH_IDLE_CONNS", n.to_string())],
+    )?[..]
+    {
+        [kib, fds, ..] => Some((kib, fds)),
+        _ => None,
+    }
+}
+
+/// Runs this benchmark as the child role `<role>-<kind>` against the
+/// server on `port`; the numbers it prints (None, said on stderr, if it
+/// failed).
+fn child_numbers(
+    role: &str,
+    kind: Kind,
+    port: u16,
+    pki: &std::path::Path,
+    env: &[(&str, String)],
+) -> Option<Vec<f64>> {
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .env("BENCH_ROLE", format!("first-{}", kind.name()))
+        .env("BENCH_ROLE", format!("{role}-{}", kind.name()))
         .env("BENCH_PORT", port.to_string())
         .env("BENCH_PKI", pki)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .ok()?;
     if !out.status.success() {
         eprintln!(
-            "first handshake {} failed: {}",
+            "{role} {} failed: {}",
             kind.name(),
             String::from_utf8_lossy(&out.stderr)
         );
         return None;
     }
     String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse::<f64>()
-        .ok()
-}
-
-/// Runs [`idle_client`] in a child; (KiB, fds) per idle connection.
-fn idle_cost(kind: Kind, port: u16, n: usize, pki: &std::path::Path) -> Option<(f64, f64)> {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .env("BENCH_ROLE", format!("idle-{}", kind.name()))
-        .env("BENCH_PORT", port.to_string())
-        .env("BENCH_PKI", pki)
-        .env("BENCH_IDLE_CONNS", n.to_string())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        eprintln!(
-            "idle {} failed: {}",
-            kind.name(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        return None;
-    }
-    let s = String::from_utf8_lossy(&out.stdout);
-    let mut it = s.split_whitespace().map(|v| v.parse::<f64>().ok());
-    Some((it.next()??, it.next()??))
+        .split_whitespace()
+        .map(|v| v.parse::<f64>().ok())
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -865,11 +883,7 @@ fn main() {
             return handshake_server(std::path::Path::new(&std::env::var("BENCH_PKI").unwrap()))
         }
         Ok(role) if role.starts_with("first-") => {
-            let kind = match &role[6..] {
-                "raw" => Kind::Raw,
-                "ours" => Kind::Ours,
-                _ => Kind::Gnutls,
-            };
+            let kind = Kind::from_name(&role[6..]);
             return first_client(
                 kind,
                 env_usize("BENCH_PORT", 0) as u16,
@@ -877,11 +891,7 @@ fn main() {
             );
         }
         Ok(role) if role.starts_with("idle-") => {
-            let kind = match &role[5..] {
-                "raw" => Kind::Raw,
-                "ours" => Kind::Ours,
-                _ => Kind::Gnutls,
-            };
+            let kind = Kind::from_name(&role[5..]);
             return idle_client(
                 kind,
                 env_usize("BENCH_PORT", 0) as u16,
