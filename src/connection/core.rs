@@ -146,7 +146,7 @@ pub fn engine_error(e: EngineError) -> glib::Error {
 }
 
 pub struct Core {
-    base: gio::DatagramBased,
+    base: io::Base,
     engine: Mutex<Engine>,
     /// Datagrams taken from the engine that the base socket has not
     /// accepted yet, oldest first: the next batch handed to it (see
@@ -159,6 +159,9 @@ pub struct Core {
     pub read_op: Mutex<()>,
     pub write_op: Mutex<()>,
     handshake: Arc<HandshakeSync>,
+    /// The handshake's outcome is success: the data path's check, without
+    /// the handshake state's lock.
+    established: AtomicBool,
     /// Reusable wait for incoming datagrams (created on first use).
     waiter: Mutex<Option<io::Waiter>>,
     /// Whether sends to the base socket may be segmented.
@@ -307,13 +310,14 @@ impl Drop for Calling<'_> {
 impl Core {
     pub fn new(base: gio::DatagramBased, engine: Engine) -> Core {
         Core {
-            base,
+            base: io::Base::new(base),
             engine: Mutex::new(engine),
             outgoing: Mutex::new(Vec::new()),
             unsent: AtomicBool::new(false),
             read_op: Mutex::new(()),
             write_op: Mutex::new(()),
             handshake: Arc::new(HandshakeSync::default()),
+            established: AtomicBool::new(false),
             waiter: Mutex::new(None),
             gso: super::gso::Gso::new(),
             handshake_deadline: Mutex::new(None),
@@ -347,6 +351,11 @@ impl Core {
     }
 
     pub fn base(&self) -> &gio::DatagramBased {
+        self.base.get()
+    }
+
+    /// The base socket as the I/O layer sees it.
+    pub fn io(&self) -> &io::Base {
         &self.base
     }
 
@@ -356,6 +365,9 @@ impl Core {
 
     /// The handshake's outcome, if it ended.
     pub fn handshake_outcome(&self) -> Option<Result<(), glib::Error>> {
+        if self.established.load(Ordering::Acquire) {
+            return Some(Ok(()));
+        }
         self.handshake.state.lock().unwrap().outcome.clone()
     }
 
@@ -377,6 +389,8 @@ impl Core {
         let mut hs = self.handshake.state.lock().unwrap();
         hs.driver = None;
         if outcome.is_some() {
+            self.established
+                .store(matches!(outcome, Some(Ok(()))), Ordering::Release);
             hs.outcome = outcome;
         }
         self.handshake.changed.notify_all();
@@ -484,16 +498,15 @@ impl Core {
     }
 
     fn flush_batch(&self, batch: &mut Vec<Vec<u8>>) -> Result<bool, glib::Error> {
+        let mut engine = self.engine();
         loop {
-            {
-                let mut engine = self.engine();
-                while batch.len() < io::MAX_BATCH {
-                    match engine.pop_datagram() {
-                        Some(d) => batch.push(d),
-                        None => break,
-                    }
+            while batch.len() < io::MAX_BATCH {
+                match engine.pop_datagram() {
+                    Some(d) => batch.push(d),
+                    None => break,
                 }
             }
+            drop(engine);
             if batch.is_empty() {
                 return Ok(true);
             }
@@ -507,7 +520,8 @@ impl Core {
                     return Err(e);
                 }
             };
-            let mut engine = self.engine();
+            // One lock to give the buffers back and take what came since.
+            engine = self.engine();
             for d in batch.drain(..sent) {
                 engine.recycle(d);
             }
@@ -656,9 +670,9 @@ impl Core {
         cancellable: Option<&gio::Cancellable>,
     ) -> Result<Woken, glib::Error> {
         // A GSocket is polled directly (no context, no source to keep).
-        if condition == glib::IOCondition::IN && !io::polls_directly(&self.base) {
+        if condition == glib::IOCondition::IN && !self.base.polls_directly() {
             if let Ok(mut slot) = self.waiter.try_lock() {
-                let waiter = slot.get_or_insert_with(|| io::Waiter::new(&self.base));
+                let waiter = slot.get_or_insert_with(|| io::Waiter::new(self.base.get()));
                 return waiter.wait_in(until, cancellable);
             }
         }
@@ -690,19 +704,26 @@ impl Core {
         deadline: Deadline,
         cancellable: Option<&gio::Cancellable>,
     ) -> Result<Received, glib::Error> {
-        // A blocking read waits before its first receive attempt: in the
-        // usual request/response pattern nothing is there yet, and a failed
-        // non-blocking receive costs a GError. The wait returns at once if a
-        // datagram is already queued.
-        let mut try_first = deadline == Deadline::Now;
+        // On a GSocket of GIO's own class a blocking read tries the socket
+        // first, as GSocket's own blocking receive does: a failed try is
+        // one `recv`, and in a request/response exchange on one machine
+        // the answer is often there by the time the request's send
+        // returns, which saves the wait. On other bases a failed
+        // non-blocking receive costs a GError, so a blocking read waits
+        // first (the wait returns at once if a datagram is queued).
+        let mut try_first = deadline == Deadline::Now || self.base.polls_directly();
         loop {
             if let Some(c) = cancellable {
                 c.set_error_if_cancelled()?;
             }
-            let (status, queued) = {
+            let (status, queued, timer_running) = {
                 let mut engine = self.engine();
                 let status = engine.read_record(buf);
-                (status, engine.has_outgoing())
+                // After the handshake the timer may still be running (our
+                // last flight, until the peer shows it got it).
+                let running =
+                    matches!(status, Ok(ReadStatus::WantRead)) && engine.timeout().is_some();
+                (status, engine.has_outgoing(), running)
             };
             if queued || self.unsent.load(Ordering::Acquire) {
                 self.flush()?;
@@ -712,9 +733,11 @@ impl Core {
                 ReadStatus::Closed => return Ok(Received::Eof),
                 ReadStatus::WantRead => {}
             }
-            // After the handshake the timer may still be running (our last
-            // flight, until the peer shows it got it).
-            let timer = self.run_timer()?;
+            let timer = if timer_running {
+                self.run_timer()?
+            } else {
+                None
+            };
             if try_first && self.pull_one()? {
                 continue;
             }
@@ -773,7 +796,6 @@ impl Core {
         if let Some(c) = cancellable {
             c.set_error_if_cancelled()?;
         }
-        self.flush_blocking(deadline, cancellable)?;
         let partial = |done: usize, e: glib::Error| if done > 0 { Ok(done) } else { Err(e) };
         let mut done = 0;
         while done < count {
@@ -781,6 +803,13 @@ impl Core {
             let mut failed = None;
             {
                 let mut engine = self.engine();
+                if done == 0 && (engine.has_outgoing() || self.unsent.load(Ordering::Acquire)) {
+                    // Nothing is consumed while earlier datagrams are
+                    // still stuck.
+                    drop(engine);
+                    self.flush_blocking(deadline, cancellable)?;
+                    engine = self.engine();
+                }
                 while done < end {
                     if let Err(e) = record(done, &mut engine) {
                         failed = Some(e);

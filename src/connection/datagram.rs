@@ -225,6 +225,6 @@ pub(crate) fn condition_wait(
             .timeout()
             .map(|t| std::time::Instant::now() + t);
         let until = super::core::earliest(until, timer);
-        super::io::wait(core.base(), glib::IOCondition::IN, until, cancellable)?;
+        super::io::wait(core.io(), glib::IOCondition::IN, until, cancellable)?;
     }
 }

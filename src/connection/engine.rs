@@ -511,6 +511,9 @@ pub struct Engine {
     role: Role,
     state: State,
     mtu: u32,
+    /// [`Engine::max_plaintext`] once connected (the cipher is then fixed:
+    /// renegotiation is off), until the MTU changes.
+    max_plaintext: Option<usize>,
     /// A record too large for the caller's last buffer, kept for a retry.
     pending: Option<Vec<u8>>,
     /// OpenSSL's record buffers were given back (see
@@ -580,6 +583,7 @@ impl Engine {
             role,
             state: State::Handshaking,
             mtu: DEFAULT_MTU,
+            max_plaintext: None,
             pending: None,
             buffers_released: false,
             last_arrival: None,
@@ -742,6 +746,7 @@ impl Engine {
     }
 
     fn apply_mtu(&mut self) -> Result<(), EngineError> {
+        self.max_plaintext = None;
         let mtu = match self.state {
             State::Connected => self.mtu,
             _ => self.mtu.min(HANDSHAKE_MTU_CAP),
@@ -1178,6 +1183,9 @@ impl Engine {
     /// cipher (`DTLS_get_data_mtu`), capped at 16 KiB. 0 before the
     /// handshake.
     pub fn max_plaintext(&self) -> usize {
+        if let Some(max) = self.max_plaintext {
+            return max;
+        }
         ossl::data_mtu(self.ssl()).min(MAX_RECORD_PLAINTEXT)
     }
 
@@ -1191,6 +1199,8 @@ impl Engine {
             return Err(EngineError::Closed);
         }
         let max = self.max_plaintext();
+        // (Connected, as checked above: the cipher is fixed now.)
+        self.max_plaintext = Some(max);
         if message.len() > max {
             return Err(EngineError::MessageTooLarge { max });
         }

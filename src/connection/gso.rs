@@ -299,7 +299,7 @@ mod tests {
     use gio::prelude::*;
 
     use super::*;
-    use crate::connection::io::try_send_batch;
+    use crate::connection::io::{try_send_batch, Base};
 
     fn runs(lens: &[usize]) -> Vec<(usize, usize, usize)> {
         let mut out = vec![Run::default(); lens.len()];
@@ -375,11 +375,11 @@ mod tests {
     /// Sends all of `batch` (in several calls if the socket takes fewer),
     /// returning what each call reported.
     fn send_all(socket: &gio::Socket, batch: &[Vec<u8>], gso: &Gso) -> Vec<usize> {
-        let base = socket.upcast_ref::<gio::DatagramBased>();
+        let base = Base::new(socket.clone().upcast());
         let mut counts = Vec::new();
         let mut done = 0;
         while done < batch.len() {
-            let n = try_send_batch(base, &batch[done..], gso).unwrap();
+            let n = try_send_batch(&base, &batch[done..], gso).unwrap();
             assert!(n > 0, "loopback never blocks here");
             counts.push(n);
             done += n;
@@ -549,10 +549,10 @@ mod tests {
         drop(receiver);
         let gso = unprobed();
         let batch = datagrams(&[100; 4], 0);
-        let base = socket.upcast_ref::<gio::DatagramBased>();
+        let base = Base::new(socket.clone().upcast());
         let mut refused = None;
         for _ in 0..100 {
-            match try_send_batch(base, &batch, &gso) {
+            match try_send_batch(&base, &batch, &gso) {
                 Ok(n) => assert!(n > 0),
                 Err(e) => {
                     refused = Some(e);

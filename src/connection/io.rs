@@ -20,13 +20,17 @@
 //! Every call into a base socket survives a misbehaving implementation: −1
 //! without an error, or a NULL source, is a `G_IO_ERROR_FAILED`.
 //!
-//! For speed, the datagrams of an open GSocket of GIO's own class are read
-//! from its descriptor directly (one `recv`, [`try_receive`]), and a batch
-//! for such a socket, connected, is written to it directly with UDP
-//! segmentation offload ([`super::gso`]); both report GSocket's errors.
+//! For speed, a connection classifies its base socket once ([`Base`]).
+//! The datagrams of an open GSocket of GIO's own class are read from its
+//! descriptor directly (one `recv`, [`try_receive`]); sends to such a
+//! socket, connected, are written to it directly (one `send`, or UDP
+//! segmentation offload for a batch: [`super::gso`]). Both report
+//! GSocket's errors, and both work whether or not the socket has a
+//! timeout (GSocket's own calls are then only for its subclasses).
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -44,10 +48,11 @@ pub const MAX_BATCH: usize = 32;
 
 /// Receives one datagram into `buf` without blocking: `Ok(None)` when
 /// none is queued.
-pub fn try_receive(
-    base: &gio::DatagramBased,
-    buf: &mut [u8],
-) -> Result<Option<usize>, glib::Error> {
+pub fn try_receive(base: &Base, buf: &mut [u8]) -> Result<Option<usize>, glib::Error> {
+    if let Some(fd) = base.open_plain_fd() {
+        return receive_on_fd(fd, buf);
+    }
+    let base = base.get();
     if let Some(socket) = timed_socket(base) {
         let mut error = std::ptr::null_mut();
         // SAFETY: `buf` is writable for its length and outlives the call.
@@ -63,9 +68,6 @@ pub fn try_receive(
         };
         // SAFETY: `error` is what GSocket set, if anything.
         return unsafe { timed_socket_result(n, error) };
-    }
-    if let Some(fd) = plain_fd(base) {
-        return receive_on_fd(fd, buf);
     }
     let mut vector = gio::ffi::GInputVector {
         buffer: buf.as_mut_ptr() as *mut _,
@@ -195,7 +197,14 @@ pub fn socket_timeout(base: &gio::DatagramBased) -> Option<Duration> {
 
 /// Sends one datagram without blocking: `Ok(false)` when the socket would
 /// block (the caller waits for `G_IO_OUT` and retries).
-pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Error> {
+pub fn try_send(base: &Base, data: &[u8]) -> Result<bool, glib::Error> {
+    // A connected GSocket of GIO's own class: one send(2), as GSocket
+    // itself would make (unconnected or closed: its own call gives its
+    // error).
+    if let Some(fd) = base.connected_plain_fd() {
+        return send_on_fd(fd, data);
+    }
+    let base = base.get();
     if let Some(socket) = timed_socket(base) {
         let mut error = std::ptr::null_mut();
         // SAFETY: `data` is readable for its length and outlives the call.
@@ -212,12 +221,6 @@ pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Er
         // A datagram goes whole or not at all.
         // SAFETY: `error` is what GSocket set, if anything.
         return Ok(unsafe { timed_socket_result(n, error) }?.is_some());
-    }
-    // A connected GSocket of GIO's own class: one send(2), as GSocket
-    // itself would make (unconnected or closed: its own call gives its
-    // error).
-    if let Some(fd) = connected_plain_fd(base) {
-        return send_on_fd(fd, data);
     }
     let vector = gio::ffi::GOutputVector {
         buffer: data.as_ptr() as *const _,
@@ -256,12 +259,23 @@ pub fn try_send(base: &gio::DatagramBased, data: &[u8]) -> Result<bool, glib::Er
 /// kernel, as `gso` allows: see [`super::gso`]). Returns how many went; 0
 /// when the first would block. At most [`MAX_BATCH`] per call.
 pub fn try_send_batch(
-    base: &gio::DatagramBased,
+    base: &Base,
     datagrams: &[Vec<u8>],
     gso: &super::gso::Gso,
 ) -> Result<usize, glib::Error> {
     let n = datagrams.len().min(MAX_BATCH);
-    if n <= 1 || timed_socket(base).is_some() {
+    // Closed or unconnected: GSocket's own call gives its error.
+    let direct = if n > 1 {
+        base.connected_plain_fd()
+    } else {
+        None
+    };
+    if let Some(fd) = direct {
+        if let Some(sent) = super::gso::try_send(fd, &datagrams[..n], gso)? {
+            return Ok(sent);
+        }
+    }
+    if n <= 1 || timed_socket(base.get()).is_some() {
         // One at a time: nothing to gain, or GSocket refuses its
         // GDatagramBased calls (see the module comment).
         let mut sent = 0;
@@ -272,12 +286,6 @@ pub fn try_send_batch(
             sent += 1;
         }
         return Ok(sent);
-    }
-    // Closed or unconnected: GSocket's own call gives its error.
-    if let Some(fd) = connected_plain_fd(base) {
-        if let Some(sent) = super::gso::try_send(fd, &datagrams[..n], gso)? {
-            return Ok(sent);
-        }
     }
     let mut vectors = [gio::ffi::GOutputVector {
         buffer: std::ptr::null(),
@@ -303,7 +311,7 @@ pub fn try_send_batch(
     // vectors and datagrams outlive the call; flags 0 and timeout 0.
     let sent = unsafe {
         gio::ffi::g_datagram_based_send_messages(
-            base.to_glib_none().0,
+            base.get().to_glib_none().0,
             messages.as_mut_ptr(),
             n as u32,
             0,
@@ -319,34 +327,83 @@ pub fn try_send_batch(
 }
 
 /// `base` as a GSocket of GIO's own class (a subclass might implement
-/// GDatagramBased another way): the socket we may wait on directly, by
-/// polling its descriptor.
+/// GDatagramBased another way): the socket we may use directly, by its
+/// descriptor.
 fn plain_socket(base: &gio::DatagramBased) -> Option<&gio::Socket> {
     // SAFETY: an instance of exactly GSocket's type is a GSocket.
     (base.type_() == socket_type()).then(|| unsafe { base.unsafe_cast_ref::<gio::Socket>() })
 }
 
-/// The descriptor of `base` when it is a GSocket of GIO's own class that
-/// is still open. Its datagrams are then received with one plain `recv`
-/// (what `g_socket_receive_messages` itself does for one message, without
-/// its type checks, GError for EAGAIN and message conversions).
-fn plain_fd(base: &gio::DatagramBased) -> Option<std::os::fd::RawFd> {
-    open_fd(plain_socket(base)?)
+/// A connection's base socket, classified once: the data path asks on
+/// every datagram, and each GSocket call costs a type check (four
+/// `g_type_ensure` in GLib 2.74).
+#[derive(Debug)]
+pub struct Base {
+    socket: gio::DatagramBased,
+    /// The descriptor of a GSocket of GIO's own class. Fixed for the
+    /// socket's life, but only ours to use while the socket is open
+    /// ([`Base::open_plain_fd`]): after `g_socket_close` the number may
+    /// belong to another file.
+    plain_fd: Option<RawFd>,
+    /// The plain socket was seen connected (GSocket has no way back).
+    connected: AtomicBool,
 }
 
-/// [`plain_fd`] for a connected socket: where datagrams may be sent
-/// without an address (unconnected: GSocket's own call gives its error).
-fn connected_plain_fd(base: &gio::DatagramBased) -> Option<std::os::fd::RawFd> {
-    open_fd(plain_socket(base).filter(|s| s.is_connected())?)
-}
-
-fn open_fd(socket: &gio::Socket) -> Option<std::os::fd::RawFd> {
-    if socket.is_closed() {
-        return None;
+impl Base {
+    pub fn new(socket: gio::DatagramBased) -> Base {
+        let plain_fd = plain_socket(&socket).and_then(|s| {
+            // SAFETY: `s` is alive for the call.
+            let fd = unsafe { gio::ffi::g_socket_get_fd(s.to_glib_none().0) };
+            (fd >= 0).then_some(fd)
+        });
+        Base {
+            socket,
+            plain_fd,
+            connected: AtomicBool::new(false),
+        }
     }
-    // SAFETY: `socket` is alive for the call.
-    let fd = unsafe { gio::ffi::g_socket_get_fd(socket.to_glib_none().0) };
-    (fd >= 0).then_some(fd)
+
+    /// The base socket as GIO knows it.
+    pub fn get(&self) -> &gio::DatagramBased {
+        &self.socket
+    }
+
+    /// The plain GSocket, if that is what the base is.
+    fn plain(&self) -> Option<&gio::Socket> {
+        // SAFETY: `plain_fd` is set only for an instance of exactly
+        // GSocket's type.
+        self.plain_fd
+            .map(|_| unsafe { self.socket.unsafe_cast_ref::<gio::Socket>() })
+    }
+
+    /// The descriptor of a plain GSocket that is still open. Its datagrams
+    /// are then received with one plain `recv` (what
+    /// `g_socket_receive_messages` itself does for one message, without its
+    /// type checks, GError for EAGAIN and message conversions).
+    fn open_plain_fd(&self) -> Option<RawFd> {
+        let fd = self.plain_fd?;
+        (!self.plain()?.is_closed()).then_some(fd)
+    }
+
+    /// [`Base::open_plain_fd`] for a connected socket: where datagrams may
+    /// be sent without an address (unconnected: GSocket's own call gives
+    /// its error).
+    fn connected_plain_fd(&self) -> Option<RawFd> {
+        let fd = self.open_plain_fd()?;
+        if !self.connected.load(Ordering::Relaxed) {
+            if !self.plain()?.is_connected() {
+                return None;
+            }
+            self.connected.store(true, Ordering::Relaxed);
+        }
+        Some(fd)
+    }
+
+    /// Whether waits on this base poll its descriptor ([`wait`]'s fast
+    /// path) rather than iterate a main context.
+    pub fn polls_directly(&self) -> bool {
+        self.plain_fd.is_some()
+    }
 }
 
 /// Runs one non-blocking socket call (`MSG_DONTWAIT`; GSocket keeps its
@@ -407,12 +464,6 @@ pub(super) fn socket_error(errno: i32, what: &str, err: &std::io::Error) -> glib
     crate::error::io(code, format!("{what}: {reason}"))
 }
 
-/// Whether waits on `base` poll its descriptor ([`wait`]'s fast path)
-/// rather than iterate a main context.
-pub fn polls_directly(base: &gio::DatagramBased) -> bool {
-    plain_socket(base).is_some()
-}
-
 /// [`wait`] on a GSocket of GIO's own class: one `poll` on its descriptor
 /// and the cancellable's (`g_cancellable_make_pollfd`), which is what
 /// `g_socket_condition_timed_wait` does, with microsecond deadlines rounded
@@ -421,7 +472,7 @@ pub fn polls_directly(base: &gio::DatagramBased) -> bool {
 /// untouched: see the module comment). No main context, no source, no
 /// allocation.
 fn poll_socket(
-    socket: &gio::Socket,
+    fd: RawFd,
     condition: glib::IOCondition,
     deadline: Option<Instant>,
     cancellable: Option<&gio::Cancellable>,
@@ -436,9 +487,6 @@ fn poll_socket(
             events |= e;
         }
     }
-    // SAFETY: the socket is alive for the call; its descriptor stays open
-    // while we hold the reference.
-    let fd = unsafe { gio::ffi::g_socket_get_fd(socket.to_glib_none().0) };
     let mut fds = [
         libc::pollfd {
             fd,
@@ -529,7 +577,7 @@ fn unpark() {
 /// Blocks until `base` reports `condition`, `deadline` passes, or
 /// `cancellable` is cancelled (then `G_IO_ERROR_CANCELLED`).
 pub fn wait(
-    base: &gio::DatagramBased,
+    base: &Base,
     condition: glib::IOCondition,
     deadline: Option<Instant>,
     cancellable: Option<&gio::Cancellable>,
@@ -537,9 +585,21 @@ pub fn wait(
     if let Some(c) = cancellable {
         c.set_error_if_cancelled()?;
     }
-    if let Some(socket) = plain_socket(base) {
-        return poll_socket(socket, condition, deadline, cancellable);
+    match base.plain_fd {
+        // (Closed meanwhile: poll reports it, and the receive or send that
+        // follows gives GSocket's error.)
+        Some(fd) => poll_socket(fd, condition, deadline, cancellable),
+        None => wait_on_source(base.get(), condition, deadline, cancellable),
     }
+}
+
+/// [`wait`] on any base socket: its source on this thread's wait context.
+fn wait_on_source(
+    base: &gio::DatagramBased,
+    condition: glib::IOCondition,
+    deadline: Option<Instant>,
+    cancellable: Option<&gio::Cancellable>,
+) -> Result<Woken, glib::Error> {
     unpark();
     WAIT_CONTEXT.with(|ctx| {
         let woken = Arc::new(AtomicU8::new(NOT_YET));
@@ -819,7 +879,10 @@ impl Waiter {
         if timed_socket(&self.base).is_some() {
             // The socket's fd source is made per wait there (the timeout
             // may be set or cleared at any time).
-            return wait(&self.base, glib::IOCondition::IN, deadline, cancellable);
+            if let Some(c) = cancellable {
+                c.set_error_if_cancelled()?;
+            }
+            return wait_on_source(&self.base, glib::IOCondition::IN, deadline, cancellable);
         }
         if let Some(c) = cancellable {
             c.set_error_if_cancelled()?;

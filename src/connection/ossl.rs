@@ -109,8 +109,17 @@ pub(crate) fn protection(ssl: &SslRef) -> Protection {
 }
 
 /// A handle on the `SSL` that owns a transport, so the transport can ask
-/// [`protection`] at the moment OpenSSL reads a record from it.
-pub(crate) struct ProtectionProbe(*const ffi::SSL);
+/// [`protection`] at the moment OpenSSL reads a record from it. The answer
+/// is kept for the ciphers it was computed from (only a handshake changes
+/// them): every record is screened, and working it out again costs a tenth
+/// of what decrypting a small record does.
+pub(crate) struct ProtectionProbe {
+    ssl: *const ffi::SSL,
+    /// The pending and current cipher last seen, and their protection.
+    last: std::cell::Cell<Option<CipherPair>>,
+}
+
+type CipherPair = (*const ffi::SSL_CIPHER, *const ffi::SSL_CIPHER, Protection);
 
 // SAFETY: the probe lives inside the transport that its SSL owns (through
 // the BIO) and is only used from the transport's `read`, which OpenSSL
@@ -121,13 +130,33 @@ unsafe impl Send for ProtectionProbe {}
 impl ProtectionProbe {
     /// A probe on `ssl`, which must own the transport the probe is put in.
     pub(crate) fn new(ssl: &SslRef) -> Self {
-        ProtectionProbe(ssl.as_ptr())
+        ProtectionProbe {
+            ssl: ssl.as_ptr(),
+            last: std::cell::Cell::new(None),
+        }
     }
 
     pub(crate) fn protection(&self) -> Protection {
         // SAFETY: see `ProtectionProbe`: the SSL owns the transport holding
         // this probe, so it is alive whenever the transport is read.
-        protection(unsafe { SslRef::from_ptr(self.0 as *mut ffi::SSL) })
+        let ssl = unsafe { SslRef::from_ptr(self.ssl as *mut ffi::SSL) };
+        // SAFETY: `ssl` is live; the getters only read fields. The ciphers
+        // are static table entries of OpenSSL's, so equal pointers are the
+        // same cipher.
+        let ciphers = unsafe {
+            (
+                SSL_get_pending_cipher(ssl.as_ptr()),
+                ffi::SSL_get_current_cipher(ssl.as_ptr()),
+            )
+        };
+        match self.last.get() {
+            Some((pending, current, p)) if (pending, current) == ciphers => p,
+            _ => {
+                let p = protection(ssl);
+                self.last.set(Some((ciphers.0, ciphers.1, p)));
+                p
+            }
+        }
     }
 }
 

@@ -361,6 +361,7 @@ impl EchoPeer {
             .context()
             .unwrap_or_else(|e| panic!("echo peer context: {e}"));
         let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind echo peer");
+        big_receive_buffer(&sock);
         sock.set_read_timeout(Some(POLL)).unwrap();
         let addr = sock.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -877,4 +878,27 @@ pub fn raw_echo_roundtrip(client: &mut RawClient, payload: &[u8]) -> Duration {
 pub fn median(samples: &mut [Duration]) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
+}
+
+/// Asks for a 4 MiB receive buffer on `socket` (beyond `rmem_max` where
+/// allowed: SO_RCVBUFFORCE needs CAP_NET_ADMIN; else as much as allowed).
+pub fn big_receive_buffer(socket: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 4 << 20;
+    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: `size` is a c_int that outlives the call; the descriptor
+        // is the open socket's.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                &size as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            return;
+        }
+    }
 }

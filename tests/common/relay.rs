@@ -87,6 +87,11 @@ impl Relay {
         let front = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind relay front");
         let back = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind relay back");
         back.connect(server).expect("connect relay back");
+        // The link's losses are the impairment's, not the relay's own
+        // socket overflowing while a burst waits for its thread.
+        for s in [&front, &back] {
+            super::echo_peer::big_receive_buffer(s);
+        }
         front.set_read_timeout(Some(POLL)).unwrap();
         back.set_read_timeout(Some(POLL)).unwrap();
         let addr = front.local_addr().unwrap();
