@@ -24,7 +24,9 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::clock::CoarseInstant;
 
 use openssl::error::ErrorStack;
 use openssl::pkey::{PKeyRef, Private};
@@ -521,7 +523,7 @@ pub struct Engine {
     /// into OpenSSL that may read or write a record.
     buffers_released: bool,
     /// When the last datagram came after the handshake (from its end).
-    last_arrival: Option<Instant>,
+    last_arrival: Option<CoarseInstant>,
     /// The last datagram came at least `quiet_gap` after the one before:
     /// the connection is taken to be quiet, and gives its buffers back
     /// whenever it has read everything.
@@ -630,10 +632,10 @@ impl Engine {
             return;
         }
         if self.state == State::Connected {
-            let now = Instant::now();
+            let now = CoarseInstant::now();
             self.quiet = self
                 .last_arrival
-                .is_none_or(|t| now.saturating_duration_since(t) >= self.quiet_gap);
+                .is_none_or(|t| now.since(t) >= self.quiet_gap);
             self.last_arrival = Some(now);
         }
         if self.state == State::Handshaking && !datagram.is_empty() {
@@ -1079,7 +1081,7 @@ impl Engine {
                 // apart (OpenSSL's sent-message queue).
                 self.release_buffers();
                 self.stream.get_mut().shrink();
-                self.last_arrival = Some(Instant::now());
+                self.last_arrival = Some(CoarseInstant::now());
                 Ok(HandshakeStatus::Done)
             }
             Err(e) if is_retry(&e) => Ok(HandshakeStatus::WantRead),

@@ -5,6 +5,8 @@ pub mod base;
 mod binding;
 pub mod bio;
 mod bytes;
+#[allow(unsafe_code)]
+mod clock;
 pub mod cookie;
 pub(crate) mod core;
 mod datagram;
