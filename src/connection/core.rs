@@ -145,6 +145,11 @@ pub fn engine_error(e: EngineError) -> glib::Error {
     }
 }
 
+/// The longest wait taken to mean that the datagram was already there (a
+/// `poll` that does not sleep returns within a few microseconds; one that
+/// sleeps waits at least for the peer to answer).
+const EARLY_WAIT: Duration = Duration::from_micros(5);
+
 pub struct Core {
     base: io::Base,
     engine: Mutex<Engine>,
@@ -152,6 +157,9 @@ pub struct Core {
     /// accepted yet, oldest first: the next batch handed to it (see
     /// [`Core::flush`]). Holds at most [`io::MAX_BATCH`].
     outgoing: Mutex<Vec<Vec<u8>>>,
+    /// The last blocking read on a plain GSocket found its datagram
+    /// already queued (see [`Core::read`]).
+    early: AtomicBool,
     /// Whether `outgoing` holds datagrams (kept by [`Core::flush`]), so a
     /// read that queued nothing skips the flush and its two locks.
     unsent: AtomicBool,
@@ -314,6 +322,7 @@ impl Core {
             engine: Mutex::new(engine),
             outgoing: Mutex::new(Vec::new()),
             unsent: AtomicBool::new(false),
+            early: AtomicBool::new(true),
             read_op: Mutex::new(()),
             write_op: Mutex::new(()),
             handshake: Arc::new(HandshakeSync::default()),
@@ -704,14 +713,19 @@ impl Core {
         deadline: Deadline,
         cancellable: Option<&gio::Cancellable>,
     ) -> Result<Received, glib::Error> {
-        // On a GSocket of GIO's own class a blocking read tries the socket
-        // first, as GSocket's own blocking receive does: a failed try is
-        // one `recv`, and in a request/response exchange on one machine
-        // the answer is often there by the time the request's send
-        // returns, which saves the wait. On other bases a failed
-        // non-blocking receive costs a GError, so a blocking read waits
-        // first (the wait returns at once if a datagram is queued).
-        let mut try_first = deadline == Deadline::Now || self.base.polls_directly();
+        // A blocking read on a GSocket of GIO's own class tries the socket
+        // before waiting when the previous one found its datagram already
+        // there ([`Core::early`]): then a `recv` alone does, as in a
+        // request/response exchange on one machine whose answer is often
+        // queued by the time the request's send returns. When answers come
+        // later (a network between the peers), it waits first and spares
+        // the failed `recv`. On other bases a failed non-blocking receive
+        // costs a GError, so a blocking read always waits first (the wait
+        // returns at once if a datagram is queued).
+        let learn = deadline != Deadline::Now && self.base.polls_directly();
+        let mut try_first =
+            deadline == Deadline::Now || (learn && self.early.load(Ordering::Relaxed));
+        let mut learning = learn;
         loop {
             if let Some(c) = cancellable {
                 c.set_error_if_cancelled()?;
@@ -738,12 +752,20 @@ impl Core {
             } else {
                 None
             };
-            if try_first && self.pull_one()? {
-                continue;
+            if try_first {
+                let got = self.pull_one()?;
+                if learning {
+                    self.early.store(got, Ordering::Relaxed);
+                    learning = false;
+                }
+                if got {
+                    continue;
+                }
             }
             if deadline.passed() {
                 return Err(deadline.expired_error());
             }
+            let started = learning.then(Instant::now);
             self.wait(
                 Wait {
                     condition: glib::IOCondition::IN,
@@ -752,6 +774,13 @@ impl Core {
                 deadline,
                 cancellable,
             )?;
+            if let Some(t) = started {
+                // A wait this short did not sleep: a try would have found
+                // the datagram.
+                self.early
+                    .store(t.elapsed() < EARLY_WAIT, Ordering::Relaxed);
+                learning = false;
+            }
             // The socket is most likely readable now: take the datagram
             // before asking the engine again (one SSL_read per record).
             self.pull_one()?;
