@@ -617,19 +617,7 @@ pub(crate) mod imp {
                     if mtu != s.mtu {
                         s.mtu = mtu;
                         drop(s);
-                        let mut payload = None;
-                        if let Some(core) = self.core.get() {
-                            let mut engine = core.engine();
-                            if let Err(e) = engine.set_mtu(mtu) {
-                                glib::g_warning!(
-                                    crate::LOG_DOMAIN,
-                                    "could not set MTU {}: {}",
-                                    mtu,
-                                    e
-                                );
-                            }
-                            payload = engine.is_handshake_done().then(|| engine.max_plaintext());
-                        }
+                        let payload = self.core.get().and_then(|c| c.set_mtu(mtu));
                         if let Some(p) = payload {
                             self.results.lock().unwrap().max_payload = payload_u32(p);
                         }

@@ -13,7 +13,7 @@
 //! any) runs now. Other threads wait for the outcome; the owner's own
 //! thread fails at once (see [`reentry_error`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::ThreadId;
 
@@ -150,6 +150,12 @@ pub fn engine_error(e: EngineError) -> glib::Error {
 /// sleeps waits at least for the peer to answer).
 const EARLY_WAIT: Duration = Duration::from_micros(5);
 
+fn set_mtu_or_warn(engine: &mut Engine, mtu: u32) {
+    if let Err(e) = engine.set_mtu(mtu) {
+        glib::g_warning!(crate::LOG_DOMAIN, "could not set MTU {}: {}", mtu, e);
+    }
+}
+
 pub struct Core {
     base: io::Base,
     engine: Mutex<Engine>,
@@ -157,6 +163,9 @@ pub struct Core {
     /// accepted yet, oldest first: the next batch handed to it (see
     /// [`Core::flush`]). Holds at most [`io::MAX_BATCH`].
     outgoing: Mutex<Vec<Vec<u8>>>,
+    /// An MTU set from inside a handshake callback, applied when the engine
+    /// is next locked ([`Core::set_mtu`]); 0: none.
+    deferred_mtu: AtomicU32,
     /// The last blocking read on a plain GSocket found its datagram
     /// already queued (see [`Core::read`]).
     early: AtomicBool,
@@ -229,6 +238,11 @@ impl Owner {
 
     fn is_here(&self) -> bool {
         self.thread == std::thread::current().id()
+    }
+
+    /// This thread is running application code for the handshake.
+    fn in_callback_here(&self) -> bool {
+        self.is_here() && self.callback.is_some()
     }
 }
 
@@ -323,6 +337,7 @@ impl Core {
             outgoing: Mutex::new(Vec::new()),
             unsent: AtomicBool::new(false),
             early: AtomicBool::new(true),
+            deferred_mtu: AtomicU32::new(0),
             read_op: Mutex::new(()),
             write_op: Mutex::new(()),
             handshake: Arc::new(HandshakeSync::default()),
@@ -369,7 +384,53 @@ impl Core {
     }
 
     pub fn engine(&self) -> MutexGuard<'_, Engine> {
-        self.engine.lock().unwrap()
+        let mut engine = self.engine.lock().unwrap();
+        if self.deferred_mtu.load(Ordering::Relaxed) != 0 {
+            set_mtu_or_warn(&mut engine, self.deferred_mtu.swap(0, Ordering::Relaxed));
+        }
+        engine
+    }
+
+    /// Sets the engine's MTU (the `mtu` property); the largest payload now
+    /// if the handshake is done. From a handler the handshake called, which
+    /// may hold the engine's lock (`psk-lookup` runs inside OpenSSL's
+    /// handshake step), the change waits for the engine's next lock, and
+    /// the handshake's end computes the largest payload.
+    pub fn set_mtu(&self, mtu: u32) -> Option<usize> {
+        if self.in_callback_here() {
+            self.deferred_mtu.store(mtu, Ordering::Relaxed);
+            return None;
+        }
+        let mut engine = self.engine();
+        set_mtu_or_warn(&mut engine, mtu);
+        engine.is_handshake_done().then(|| engine.max_plaintext())
+    }
+
+    /// Whether this thread is inside application code the handshake called
+    /// (see [`Core::calling`]). Such code must not lock the engine (a
+    /// `psk-lookup` handler runs inside OpenSSL's handshake step, with the
+    /// engine locked) and cannot wait for the connection to move.
+    pub fn in_callback_here(&self) -> bool {
+        // (Once established, the handshake calls nothing any more.)
+        !self.established.load(Ordering::Acquire)
+            && self
+                .handshake
+                .state
+                .lock()
+                .unwrap()
+                .driver
+                .as_ref()
+                .is_some_and(Owner::in_callback_here)
+    }
+
+    /// The error for a call from application code the handshake called on
+    /// this thread (see [`reentry_error`]), if that is where we are.
+    pub fn reentered(&self, deadline: Deadline) -> Result<(), glib::Error> {
+        let hs = self.handshake.state.lock().unwrap();
+        match hs.driver.as_ref() {
+            Some(o) if o.in_callback_here() => Err(reentry_error(o, deadline)),
+            _ => Ok(()),
+        }
     }
 
     /// The handshake's outcome, if it ended.

@@ -142,6 +142,11 @@ pub(crate) fn ready_now(conn: &Connection, condition: glib::IOCondition) -> glib
     let Ok(core) = conn.core() else {
         return C::ERR & condition;
     };
+    if core.in_callback_here() {
+        // Asked from a handler the handshake is running (which may hold the
+        // engine): nothing moves until it returns.
+        return C::empty();
+    }
     let mut ready = C::empty();
     let outcome = core.handshake_outcome();
     if matches!(outcome, Some(Err(_))) {
@@ -183,8 +188,9 @@ pub(crate) fn condition_check(
         return ready;
     }
     // Look at the socket the only way the base-socket rule allows: a
-    // non-blocking receive (skipped if a receive is already running).
-    if let Ok(core) = conn.core() {
+    // non-blocking receive (skipped if a receive is already running, or if
+    // a handler the handshake called asks).
+    if let Some(core) = conn.core().ok().filter(|c| !c.in_callback_here()) {
         if let Ok(_op) = core.read_op.try_lock() {
             let _ = core.pull();
         }
@@ -200,6 +206,9 @@ pub(crate) fn condition_wait(
 ) -> Result<(), glib::Error> {
     let deadline = Deadline::from_timeout_us(timeout_us);
     let core = conn.core()?;
+    // From a handler the handshake called, a wait could only end by its
+    // timeout: the connection moves when the handler returns.
+    core.reentered(deadline)?;
     loop {
         if !condition_check(conn, condition).is_empty() {
             return Ok(());

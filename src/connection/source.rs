@@ -49,6 +49,7 @@ unsafe extern "C" fn prepare(source: *mut GSource, timeout: *mut i32) -> gboolea
         let wait_ms = conn
             .core()
             .ok()
+            .filter(|c| !c.in_callback_here())
             .and_then(|c| c.engine().timeout())
             .map(|t| t.as_millis().min(i32::MAX as u128) as i32)
             .unwrap_or(-1);

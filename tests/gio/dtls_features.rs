@@ -530,6 +530,67 @@ fn psk_lookup_handler_calling_its_connection_gets_an_error() {
 }
 
 #[test]
+fn psk_lookup_handler_may_use_its_connections_properties_and_readiness() {
+    // The handler runs inside OpenSSL's handshake step: reading every
+    // property, setting the MTU, asking for readiness and running a source
+    // of the connection must neither deadlock nor be lost.
+    let (client, server) = link(false);
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let r2 = read.clone();
+    server.connect("psk-lookup", false, move |args| {
+        let conn: gio::DtlsServerConnection = args[0].get().unwrap();
+        for p in conn.list_properties().iter() {
+            if p.flags().contains(glib::ParamFlags::READABLE) {
+                let _ = conn.property_value(p.name());
+                r2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        conn.set_property("mtu", 1200u32);
+        // Readiness from inside the handshake: nothing, no deadlock.
+        let based = conn.upcast_ref::<gio::DatagramBased>();
+        let all = glib::IOCondition::IN | glib::IOCondition::OUT;
+        assert_eq!(based.condition_check(all), glib::IOCondition::empty());
+        let e = based
+            .condition_wait(all, None, gio::Cancellable::NONE)
+            .unwrap_err();
+        assert!(e.matches(gio::IOErrorEnum::Pending), "{e}");
+        assert!(e.message().contains("psk-lookup"), "{e}");
+        // A source of the connection, run by a nested main loop here.
+        let ctx = glib::MainContext::new();
+        let source = based.create_source(
+            all,
+            gio::Cancellable::NONE,
+            None,
+            glib::Priority::DEFAULT,
+            |_, _| glib::ControlFlow::Continue,
+        );
+        source.attach(Some(&ctx));
+        while ctx.iteration(false) {}
+        source.destroy();
+        Some(Some(key()).to_value())
+    });
+    client.set_property("psk-identity", "alice");
+    client.set_property("psk-key", key());
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let pair = Shared((client.clone(), server.clone()));
+    std::thread::spawn(move || {
+        let (c, s) = handshake_both(&pair.get().0, &pair.get().1);
+        let _ = done_tx.send(Shared((c, s)));
+    });
+    let Shared((c, s)) = done_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the handshake hung: a property call from psk-lookup deadlocked");
+    c.unwrap();
+    s.unwrap();
+    assert!(read.load(std::sync::atomic::Ordering::SeqCst) > 10);
+    assert_eq!(server.property::<u32>("mtu"), 1200);
+    // The new MTU is the one in force: a datagram of 1200 bytes at most.
+    let max = server.property::<u32>("max-payload");
+    assert!(max > 1000 && max < 1200, "max-payload {max}");
+    exchange(&client, &server);
+}
+
+#[test]
 fn psk_settings_checked() {
     // Identity without key.
     let (client, _server) = link(false);
