@@ -901,43 +901,34 @@ fn main() {
                 std::path::Path::new(&std::env::var("BENCH_PKI").unwrap()),
             );
         }
-        // For profiling: `BENCH_ROLE=echo-ours perf record …` (`echo-raw`: plain OpenSSL).
-        Ok(role @ ("echo-ours" | "echo-raw")) => {
+        // For profiling: `BENCH_ROLE=echo-ours perf record …` (`echo-raw`:
+        // plain OpenSSL); `echo-both`: the two taking turns, compared.
+        Ok(role @ ("echo-ours" | "echo-raw" | "echo-both")) => {
             pin();
             let env = common::init();
-            let kind = if role == "echo-raw" {
-                Kind::Raw
-            } else {
-                Kind::Ours
+            let kinds: &[Kind] = match role {
+                "echo-raw" => &[Kind::Raw],
+                "echo-ours" => &[Kind::Ours],
+                _ => &[Kind::Raw, Kind::Ours],
             };
             let e = echo(
                 &Setup::new(&env.pki),
-                &[kind],
-                1000,
-                env_usize("BENCH_ECHOES", 20_000),
-            )
-            .remove(0);
-            println!("{:?}", e.rtt);
-            return;
-        }
-        // Quick comparison: raw and ours taking turns, 1000-byte echoes.
-        Ok("echo-both") => {
-            pin();
-            let env = common::init();
-            let e = echo(
-                &Setup::new(&env.pki),
-                &[Kind::Raw, Kind::Ours],
+                kinds,
                 1000,
                 env_usize("BENCH_ECHOES", 20_000),
             );
-            println!(
-                "raw {:?} ours {:?} {:.3}x; cpu raw {:?} ours {:?}",
-                e[0].rtt,
-                e[1].rtt,
-                e[1].rtt.as_secs_f64() / e[0].rtt.as_secs_f64(),
-                e[0].cpu,
-                e[1].cpu
-            );
+            match &e[..] {
+                [one] => println!("{:?}", one.rtt),
+                [raw, ours] => println!(
+                    "raw {:?} ours {:?} {:.3}x; cpu raw {:?} ours {:?}",
+                    raw.rtt,
+                    ours.rtt,
+                    ours.rtt.as_secs_f64() / raw.rtt.as_secs_f64(),
+                    raw.cpu,
+                    ours.cpu
+                ),
+                _ => unreachable!("one or two kinds"),
+            }
             return;
         }
         // For profiling: `BENCH_ROLE=handshake-ours|resumed-ours perf record …`

@@ -783,10 +783,9 @@ impl Core {
         // the failed `recv`. On other bases a failed non-blocking receive
         // costs a GError, so a blocking read always waits first (the wait
         // returns at once if a datagram is queued).
-        let learn = deadline != Deadline::Now && self.base.polls_directly();
+        let mut learning = deadline != Deadline::Now && self.base.polls_directly();
         let mut try_first =
-            deadline == Deadline::Now || (learn && self.early.load(Ordering::Relaxed));
-        let mut learning = learn;
+            deadline == Deadline::Now || (learning && self.early.load(Ordering::Relaxed));
         loop {
             if let Some(c) = cancellable {
                 c.set_error_if_cancelled()?;

@@ -265,12 +265,7 @@ pub fn try_send_batch(
 ) -> Result<usize, glib::Error> {
     let n = datagrams.len().min(MAX_BATCH);
     // Closed or unconnected: GSocket's own call gives its error.
-    let direct = if n > 1 {
-        base.connected_plain_fd()
-    } else {
-        None
-    };
-    if let Some(fd) = direct {
+    if let Some(fd) = (n > 1).then(|| base.connected_plain_fd()).flatten() {
         if let Some(sent) = super::gso::try_send(fd, &datagrams[..n], gso)? {
             return Ok(sent);
         }
@@ -876,16 +871,13 @@ impl Waiter {
         deadline: Option<Instant>,
         cancellable: Option<&gio::Cancellable>,
     ) -> Result<Woken, glib::Error> {
+        if let Some(c) = cancellable {
+            c.set_error_if_cancelled()?;
+        }
         if timed_socket(&self.base).is_some() {
             // The socket's fd source is made per wait there (the timeout
             // may be set or cleared at any time).
-            if let Some(c) = cancellable {
-                c.set_error_if_cancelled()?;
-            }
             return wait_on_source(&self.base, glib::IOCondition::IN, deadline, cancellable);
-        }
-        if let Some(c) = cancellable {
-            c.set_error_if_cancelled()?;
         }
         WAIT_CONTEXT.with(|ctx| {
             let here = PARKED.with(|p| p.borrow().upgrade());
