@@ -620,35 +620,59 @@ struct OneWay {
 
 /// One-way throughput of 1000-byte datagrams towards a socket that never
 /// reads (the kernel drops what does not fit): the sender's cost alone.
-/// `batch` messages per call (1: single sends).
-fn one_way(setup: &Setup, kind: Kind, batch: usize) -> OneWay {
+/// One client per `(kind, batch)` (batch: messages per call; 1 is single
+/// sends), all measured in rounds taking turns, so that a slow spell of
+/// the machine weighs on all of them alike; the median round's rate.
+fn one_way(setup: &Setup, plan: &[(Kind, usize)]) -> Vec<OneWay> {
+    const ROUNDS: usize = 11;
     let pki = &common::init().pki;
-    let peer = EchoPeer::start(EchoPeerOpts::new(pki));
-    let (mut c, _) = Client::connect(setup, kind, peer.addr());
+    let peers: Vec<EchoPeer> = plan
+        .iter()
+        .map(|_| EchoPeer::start(EchoPeerOpts::new(pki)))
+        .collect();
     let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
-    c.redirect(sink.local_addr().unwrap());
     let payload = vec![0xa5u8; 1000];
-    let msgs: Vec<&[u8]> = vec![&payload[..]; batch];
-    let calls = 6400 / batch;
-    c.send(&msgs, batch > 1); // warm-up
-    let mut rates = Vec::new();
-    let (cpu0, a0) = (thread_cpu(), allocs());
-    for _ in 0..5 {
-        let t = Instant::now();
-        for _ in 0..calls {
-            c.send(&msgs, batch > 1);
+    let mut clients: Vec<Client> = plan
+        .iter()
+        .zip(&peers)
+        .map(|(&(kind, batch), peer)| {
+            let (mut c, _) = Client::connect(setup, kind, peer.addr());
+            c.redirect(sink.local_addr().unwrap());
+            c.send(&vec![&payload[..]; batch], batch > 1); // warm-up
+            c
+        })
+        .collect();
+    let mut rates: Vec<Vec<f64>> = plan.iter().map(|_| Vec::new()).collect();
+    let mut cpu = vec![Duration::ZERO; plan.len()];
+    let mut allocated = vec![0u64; plan.len()];
+    for _ in 0..ROUNDS {
+        for (i, (c, &(_, batch))) in clients.iter_mut().zip(plan).enumerate() {
+            let msgs: Vec<&[u8]> = vec![&payload[..]; batch];
+            let calls = 6400 / batch;
+            let (cpu0, a0) = (thread_cpu(), allocs());
+            let t = Instant::now();
+            for _ in 0..calls {
+                c.send(&msgs, batch > 1);
+            }
+            rates[i].push((calls * batch) as f64 / t.elapsed().as_secs_f64());
+            cpu[i] += thread_cpu() - cpu0;
+            allocated[i] += allocs() - a0;
         }
-        rates.push((calls * batch) as f64 / t.elapsed().as_secs_f64());
     }
-    let (cpu, a) = (thread_cpu() - cpu0, allocs() - a0);
-    let total = 5 * calls * batch;
-    rates.sort_by(f64::total_cmp);
-    drop(c); // no close_notify: the peer is gone
-    OneWay {
-        rate: rates[2],
-        cpu: cpu / total as u32,
-        allocs: a as f64 / total as f64,
-    }
+    drop(clients); // no close_notify: the peers are gone
+    rates
+        .into_iter()
+        .zip(cpu.into_iter().zip(allocated))
+        .map(|(mut r, (cpu, a))| {
+            let total = ROUNDS * 6400;
+            r.sort_by(f64::total_cmp);
+            OneWay {
+                rate: r[ROUNDS / 2],
+                cpu: cpu / total as u32,
+                allocs: a as f64 / total as f64,
+            }
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -1061,10 +1085,24 @@ fn main() {
         }
     }
 
-    let single: Vec<Option<OneWay>> = kinds.iter().map(|&k| Some(one_way(&setup, k, 1))).collect();
+    // Single sends of every kind and batches of ours and GnuTLS's, taking
+    // turns.
+    let plan: Vec<(Kind, usize)> = kinds
+        .iter()
+        .map(|&k| (k, 1))
+        .chain(kinds.iter().filter(|&&k| k != Kind::Raw).map(|&k| (k, 32)))
+        .collect();
+    let mut measured = one_way(&setup, &plan).into_iter();
+    let single: Vec<Option<OneWay>> = kinds.iter().map(|_| measured.next()).collect();
     let batched: Vec<Option<OneWay>> = kinds
         .iter()
-        .map(|&k| (k != Kind::Raw).then(|| one_way(&setup, k, 32)))
+        .map(|&k| {
+            if k == Kind::Raw {
+                None
+            } else {
+                measured.next()
+            }
+        })
         .collect();
     let rate = |o: &Option<OneWay>| o.as_ref().map(|o| (o.rate, format!("{:.0}", o.rate)));
     let raw_rate = single[0].as_ref().map(|o| o.rate);
