@@ -625,6 +625,7 @@ struct OneWay {
 /// the machine weighs on all of them alike; the median round's rate.
 fn one_way(setup: &Setup, plan: &[(Kind, usize)]) -> Vec<OneWay> {
     const ROUNDS: usize = 11;
+    const PER_ROUND: usize = 6400;
     let pki = &common::init().pki;
     let peers: Vec<EchoPeer> = plan
         .iter()
@@ -648,7 +649,7 @@ fn one_way(setup: &Setup, plan: &[(Kind, usize)]) -> Vec<OneWay> {
     for _ in 0..ROUNDS {
         for (i, (c, &(_, batch))) in clients.iter_mut().zip(plan).enumerate() {
             let msgs: Vec<&[u8]> = vec![&payload[..]; batch];
-            let calls = 6400 / batch;
+            let calls = PER_ROUND / batch;
             let (cpu0, a0) = (thread_cpu(), allocs());
             let t = Instant::now();
             for _ in 0..calls {
@@ -664,7 +665,7 @@ fn one_way(setup: &Setup, plan: &[(Kind, usize)]) -> Vec<OneWay> {
         .into_iter()
         .zip(cpu.into_iter().zip(allocated))
         .map(|(mut r, (cpu, a))| {
-            let total = ROUNDS * 6400;
+            let total = ROUNDS * PER_ROUND;
             r.sort_by(f64::total_cmp);
             OneWay {
                 rate: r[ROUNDS / 2],
@@ -945,7 +946,7 @@ fn main() {
             match &e[..] {
                 [one] => println!("{:?}", one.rtt),
                 [raw, ours, g] => println!(
-                    "raw {:?} ours {:?} {:.3}x g {:?}",
+                    "raw {:?} ours {:?} {:.3}x gnutls {:?}",
                     raw.rtt,
                     ours.rtt,
                     ours.rtt.as_secs_f64() / raw.rtt.as_secs_f64(),
