@@ -150,14 +150,12 @@ impl TrustStore {
         purpose: &str,
         identity: Option<&gio::SocketConnectable>,
     ) -> Result<Flags, ErrorStack> {
-        let mut flags = self.verify(leaf, untrusted, purpose, None)?;
-        if let Some(c) = identity {
+        match identity.map(Identity::from_connectable) {
+            None => self.verify(leaf, untrusted, purpose, None),
+            Some(Some(id)) => self.verify(leaf, untrusted, purpose, Some(&id)),
             // A connectable naming no valid host or address matches nothing.
-            if !Identity::from_connectable(c).is_some_and(|id| id.matches(leaf)) {
-                flags |= Flags::BAD_IDENTITY;
-            }
+            Some(None) => Ok(self.verify(leaf, untrusted, purpose, None)? | Flags::BAD_IDENTITY),
         }
-        Ok(flags)
     }
 
     /// Verifies `leaf` against the anchors, with `untrusted` as candidate
@@ -185,8 +183,15 @@ impl TrustStore {
                 flags
             }
         };
-        if identity.is_some_and(|id| !id.matches(leaf)) {
-            flags |= Flags::BAD_IDENTITY;
+        if let Some(id) = identity {
+            let matched = self.verdicts.identity(&key, id).unwrap_or_else(|| {
+                let matched = id.matches(leaf);
+                self.verdicts.note_identity(&key, id, matched);
+                matched
+            });
+            if !matched {
+                flags |= Flags::BAD_IDENTITY;
+            }
         }
         Ok(flags)
     }
@@ -369,6 +374,20 @@ mod tests {
         let (leaf, ca) = rsa_leaf(2048);
         let store = TrustStore::from_anchors(vec![ca]).unwrap();
         assert_eq!(store.verify(&leaf, &[], "", None).unwrap(), Flags::empty());
+    }
+
+    #[test]
+    fn a_remembered_identity_answer_is_the_same_answer() {
+        let (leaf, ca) = rsa_leaf(2048);
+        let store = TrustStore::from_anchors(vec![ca]).unwrap();
+        let ip = Identity::parse("192.0.2.1").unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                store.verify(&leaf, &[], "", Some(&ip)).unwrap(),
+                Flags::BAD_IDENTITY
+            );
+            assert_eq!(store.verify(&leaf, &[], "", None).unwrap(), Flags::empty());
+        }
     }
 
     #[test]

@@ -12,12 +12,19 @@
 //! cache. What is left — files appearing in the system store's hashed
 //! directory, or OpenSSL preferring another candidate issuer once that one
 //! becomes valid — is bounded by [`MAX_AGE`].
+//!
+//! With each verdict go the answers to "is the leaf a certificate for this
+//! identity?" for the last few identities asked: they depend on the leaf
+//! alone, and a resumed handshake would otherwise parse the leaf's names
+//! again (about 14,000 instructions).
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use gio::TlsCertificateFlags as Flags;
+
+use super::identity::Identity;
 
 /// How long a verdict is reused at most, in seconds.
 pub const MAX_AGE: i64 = 60;
@@ -60,7 +67,13 @@ struct Entry {
     key: Key,
     flags: Flags,
     window: Window,
+    /// Whether the leaf is a certificate for an identity, for the last few
+    /// asked (a resumed handshake asks again with the same chain).
+    identities: VecDeque<(Identity, bool)>,
 }
+
+/// Identity answers kept per verdict.
+const IDENTITIES: usize = 4;
 
 /// A small most-recently-used list of verdicts, safe to share between
 /// threads.
@@ -103,8 +116,39 @@ impl Verdicts {
             return;
         };
         entries.retain(|e| e.key != key);
-        entries.push_front(Entry { key, flags, window });
+        entries.push_front(Entry {
+            key,
+            flags,
+            window,
+            identities: VecDeque::new(),
+        });
         entries.truncate(CAPACITY);
+    }
+
+    /// Whether the leaf of the chain `key` names is a certificate for
+    /// `identity`, if remembered (with its verdict: the answer depends on
+    /// the leaf alone, which the key covers).
+    pub fn identity(&self, key: &Key, identity: &Identity) -> Option<bool> {
+        let entries = self.entries.lock().ok()?;
+        let entry = entries.iter().find(|e| &e.key == key)?;
+        entry
+            .identities
+            .iter()
+            .find(|(id, _)| id == identity)
+            .map(|&(_, matched)| matched)
+    }
+
+    /// Remembers [`Verdicts::identity`]'s answer, while the verdict for
+    /// `key` is kept.
+    pub fn note_identity(&self, key: &Key, identity: &Identity, matched: bool) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if let Some(entry) = entries.iter_mut().find(|e| &e.key == key) {
+            entry.identities.retain(|(id, _)| id != identity);
+            entry.identities.push_front((identity.clone(), matched));
+            entry.identities.truncate(IDENTITIES);
+        }
     }
 }
 
@@ -139,6 +183,32 @@ mod tests {
         // Before the latest notBefore: not reused either.
         v.put(key(3), Flags::empty(), w, NOW);
         assert_eq!(v.get(&key(3), NOW - 101), None);
+    }
+
+    #[test]
+    fn identity_answers_go_with_their_verdict() {
+        let v = Verdicts::default();
+        let host = Identity::parse("a.example").unwrap();
+        let ip = Identity::parse("192.0.2.1").unwrap();
+        v.note_identity(&key(1), &host, true);
+        assert_eq!(v.identity(&key(1), &host), None, "no verdict, no answer");
+        v.put(key(1), Flags::empty(), Window::ALWAYS, NOW);
+        v.note_identity(&key(1), &host, true);
+        v.note_identity(&key(1), &ip, false);
+        assert_eq!(v.identity(&key(1), &host), Some(true));
+        assert_eq!(v.identity(&key(1), &ip), Some(false));
+        assert_eq!(v.identity(&key(2), &host), None, "another chain");
+        for n in 0..IDENTITIES as u8 {
+            let other = Identity::parse(&format!("h{n}.example")).unwrap();
+            v.note_identity(&key(1), &other, false);
+        }
+        assert_eq!(v.identity(&key(1), &host), None, "the oldest answer went");
+        v.put(key(1), Flags::UNKNOWN_CA, Window::ALWAYS, NOW);
+        assert_eq!(
+            v.identity(&key(1), &ip),
+            None,
+            "a new verdict starts afresh"
+        );
     }
 
     #[test]
